@@ -1,0 +1,15 @@
+# Finds Expat (expat): sets Expat_FOUND and the imported target Expat::Expat.
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(PC_Expat QUIET expat)
+endif()
+find_path(Expat_INCLUDE_DIR NAMES expat.h HINTS ${PC_Expat_INCLUDE_DIRS})
+find_library(Expat_LIBRARY NAMES expat HINTS ${PC_Expat_LIBRARY_DIRS})
+include(FindPackageHandleStandardArgs)
+find_package_handle_standard_args(Expat REQUIRED_VARS Expat_LIBRARY Expat_INCLUDE_DIR)
+if(Expat_FOUND AND NOT TARGET Expat::Expat)
+  add_library(Expat::Expat UNKNOWN IMPORTED)
+  set_target_properties(Expat::Expat PROPERTIES IMPORTED_LOCATION "${Expat_LIBRARY}"
+                        INTERFACE_INCLUDE_DIRECTORIES "${Expat_INCLUDE_DIR}")
+endif()
+mark_as_advanced(Expat_INCLUDE_DIR Expat_LIBRARY)

@@ -1,0 +1,15 @@
+# Finds Hiredis (hiredis): sets Hiredis_FOUND and the imported target Hiredis::Hiredis.
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(PC_Hiredis QUIET hiredis)
+endif()
+find_path(Hiredis_INCLUDE_DIR NAMES hiredis/hiredis.h HINTS ${PC_Hiredis_INCLUDE_DIRS})
+find_library(Hiredis_LIBRARY NAMES hiredis HINTS ${PC_Hiredis_LIBRARY_DIRS})
+include(FindPackageHandleStandardArgs)
+find_package_handle_standard_args(Hiredis REQUIRED_VARS Hiredis_LIBRARY Hiredis_INCLUDE_DIR)
+if(Hiredis_FOUND AND NOT TARGET Hiredis::Hiredis)
+  add_library(Hiredis::Hiredis UNKNOWN IMPORTED)
+  set_target_properties(Hiredis::Hiredis PROPERTIES IMPORTED_LOCATION "${Hiredis_LIBRARY}"
+                        INTERFACE_INCLUDE_DIRECTORIES "${Hiredis_INCLUDE_DIR}")
+endif()
+mark_as_advanced(Hiredis_INCLUDE_DIR Hiredis_LIBRARY)

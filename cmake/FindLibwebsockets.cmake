@@ -1,0 +1,15 @@
+# Finds Libwebsockets (libwebsockets): sets Libwebsockets_FOUND and the imported target Libwebsockets::Libwebsockets.
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(PC_Libwebsockets QUIET libwebsockets)
+endif()
+find_path(Libwebsockets_INCLUDE_DIR NAMES libwebsockets.h HINTS ${PC_Libwebsockets_INCLUDE_DIRS})
+find_library(Libwebsockets_LIBRARY NAMES websockets HINTS ${PC_Libwebsockets_LIBRARY_DIRS})
+include(FindPackageHandleStandardArgs)
+find_package_handle_standard_args(Libwebsockets REQUIRED_VARS Libwebsockets_LIBRARY Libwebsockets_INCLUDE_DIR)
+if(Libwebsockets_FOUND AND NOT TARGET Libwebsockets::Libwebsockets)
+  add_library(Libwebsockets::Libwebsockets UNKNOWN IMPORTED)
+  set_target_properties(Libwebsockets::Libwebsockets PROPERTIES IMPORTED_LOCATION "${Libwebsockets_LIBRARY}"
+                        INTERFACE_INCLUDE_DIRECTORIES "${Libwebsockets_INCLUDE_DIR}")
+endif()
+mark_as_advanced(Libwebsockets_INCLUDE_DIR Libwebsockets_LIBRARY)

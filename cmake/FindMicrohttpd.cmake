@@ -1,0 +1,15 @@
+# Finds Microhttpd (libmicrohttpd): sets Microhttpd_FOUND and the imported target Microhttpd::Microhttpd.
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(PC_Microhttpd QUIET libmicrohttpd)
+endif()
+find_path(Microhttpd_INCLUDE_DIR NAMES microhttpd.h HINTS ${PC_Microhttpd_INCLUDE_DIRS})
+find_library(Microhttpd_LIBRARY NAMES microhttpd HINTS ${PC_Microhttpd_LIBRARY_DIRS})
+include(FindPackageHandleStandardArgs)
+find_package_handle_standard_args(Microhttpd REQUIRED_VARS Microhttpd_LIBRARY Microhttpd_INCLUDE_DIR)
+if(Microhttpd_FOUND AND NOT TARGET Microhttpd::Microhttpd)
+  add_library(Microhttpd::Microhttpd UNKNOWN IMPORTED)
+  set_target_properties(Microhttpd::Microhttpd PROPERTIES IMPORTED_LOCATION "${Microhttpd_LIBRARY}"
+                        INTERFACE_INCLUDE_DIRECTORIES "${Microhttpd_INCLUDE_DIR}")
+endif()
+mark_as_advanced(Microhttpd_INCLUDE_DIR Microhttpd_LIBRARY)

@@ -1,0 +1,15 @@
+# Finds Yajl (yajl): sets Yajl_FOUND and the imported target Yajl::Yajl.
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(PC_Yajl QUIET yajl)
+endif()
+find_path(Yajl_INCLUDE_DIR NAMES yajl/yajl_parse.h HINTS ${PC_Yajl_INCLUDE_DIRS})
+find_library(Yajl_LIBRARY NAMES yajl HINTS ${PC_Yajl_LIBRARY_DIRS})
+include(FindPackageHandleStandardArgs)
+find_package_handle_standard_args(Yajl REQUIRED_VARS Yajl_LIBRARY Yajl_INCLUDE_DIR)
+if(Yajl_FOUND AND NOT TARGET Yajl::Yajl)
+  add_library(Yajl::Yajl UNKNOWN IMPORTED)
+  set_target_properties(Yajl::Yajl PROPERTIES IMPORTED_LOCATION "${Yajl_LIBRARY}"
+                        INTERFACE_INCLUDE_DIRECTORIES "${Yajl_INCLUDE_DIR}")
+endif()
+mark_as_advanced(Yajl_INCLUDE_DIR Yajl_LIBRARY)

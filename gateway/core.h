@@ -1,0 +1,24 @@
+/* The one context every module receives: the loop, config, store, registry and randomness. */
+#ifndef GW_CORE_H
+#define GW_CORE_H
+
+#include "gateway/config.h"
+
+#include <stdbool.h>
+#include <uv.h>
+
+struct gw_store;
+struct gw_registry;
+struct gw_rand;
+
+struct gw_core {
+    uv_loop_t *loop;
+    const struct gw_config *cfg;
+    struct gw_store *store;
+    struct gw_registry *reg;
+    struct gw_rand *rand;
+    char node_id[64];
+    bool draining; /* set by SIGTERM: no new sessions */
+};
+
+#endif

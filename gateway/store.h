@@ -1,0 +1,95 @@
+/* The store: where session state lives (Redis for several nodes, in-process for one).
+ *
+ * The interface is a small set of asynchronous key operations that both backends implement
+ * with the same meaning (hashes, sets, capped lists, counters, TTLs, pub/sub). Every call
+ * returns at once; the callback runs later from the loop, exactly once, with err 0 or a
+ * negative GW_E* (GW_EUNAVAIL when the backend is down, GW_ETIMEDOUT when a command's deadline
+ * passed). A NULL callback means fire-and-forget. Strings passed in are copied. */
+#ifndef GW_STORE_H
+#define GW_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+struct gw_store;
+
+/* One string value (binary-safe). */
+struct gw_store_str {
+    const char *ptr;
+    size_t len;
+};
+
+/* A reply, borrowed for the duration of the callback.
+ * hgetall: items are field, value, field, value…; smembers / lrange: the members;
+ * get: one item or none (missing key); incr / rpush / sadd / srem / del: integer. */
+struct gw_store_reply {
+    long long integer;
+    size_t n;
+    const struct gw_store_str *items;
+};
+
+typedef void (*gw_store_cb)(void *arg, int err, const struct gw_store_reply *reply);
+/* A pub/sub message, borrowed for the call. */
+typedef void (*gw_store_msg_cb)(void *arg, const char *channel, const char *msg, size_t len);
+
+/* Opens a store on loop. url NULL or empty: the in-process store. Otherwise
+ * "redis://host:port/db" (the Redis backend connects in the background and reconnects with
+ * backoff; commands while it is down fail with GW_EUNAVAIL). timeout_ms bounds every command.
+ * Returns 0 and an owned store, or GW_EINVAL for a bad URL. */
+int gw_store_open(uv_loop_t *loop, const char *url, uint64_t timeout_ms, struct gw_store **out);
+/* Fails every pending command with GW_ECLOSED, closes connections, then calls done(arg) once
+ * the loop has released every handle; the store is freed after done returns. */
+void gw_store_close(struct gw_store *st, void (*done)(void *arg), void *arg);
+/* True when commands can currently succeed. */
+bool gw_store_available(const struct gw_store *st);
+/* "redis" or "memory". */
+const char *gw_store_backend(const struct gw_store *st);
+
+/* Hash: sets n fields; if ttl_ms > 0 the key's TTL is (re)set in the same atomic step. */
+int gw_store_hset(struct gw_store *st, const char *key, size_t n, const struct gw_store_str *fields,
+                  const struct gw_store_str *values, uint64_t ttl_ms, gw_store_cb cb, void *arg);
+int gw_store_hgetall(struct gw_store *st, const char *key, gw_store_cb cb, void *arg);
+/* Deletes a key of any type; integer = number removed. */
+int gw_store_del(struct gw_store *st, const char *key, gw_store_cb cb, void *arg);
+int gw_store_expire(struct gw_store *st, const char *key, uint64_t ttl_ms, gw_store_cb cb,
+                    void *arg);
+/* Plain string values. */
+int gw_store_set(struct gw_store *st, const char *key, struct gw_store_str value, uint64_t ttl_ms,
+                 gw_store_cb cb, void *arg);
+int gw_store_get(struct gw_store *st, const char *key, gw_store_cb cb, void *arg);
+/* Sets (ttl_ms > 0 refreshes the key's TTL on add). */
+int gw_store_sadd(struct gw_store *st, const char *key, struct gw_store_str member, uint64_t ttl_ms,
+                  gw_store_cb cb, void *arg);
+int gw_store_srem(struct gw_store *st, const char *key, struct gw_store_str member, gw_store_cb cb,
+                  void *arg);
+int gw_store_smembers(struct gw_store *st, const char *key, gw_store_cb cb, void *arg);
+/* Lists: appends value unless the list already holds max_len items, in which case the callback
+ * gets GW_ELIMIT and nothing is appended; integer = new length. */
+int gw_store_rpush_capped(struct gw_store *st, const char *key, struct gw_store_str value,
+                          size_t max_len, uint64_t ttl_ms, gw_store_cb cb, void *arg);
+/* Items start..stop inclusive (negative counts from the end, as in Redis). */
+int gw_store_lrange(struct gw_store *st, const char *key, long start, long stop, gw_store_cb cb,
+                    void *arg);
+/* Removes the first n items. */
+int gw_store_lpop_n(struct gw_store *st, const char *key, size_t n, gw_store_cb cb, void *arg);
+/* Counter: increments and, when it was created by this call, sets ttl_ms; integer = value. */
+int gw_store_incr(struct gw_store *st, const char *key, uint64_t ttl_ms, gw_store_cb cb, void *arg);
+/* Pub/sub. subscribe delivers every later message on channel to fn until unsubscribe; the
+ * Redis backend re-subscribes after a reconnect. */
+int gw_store_publish(struct gw_store *st, const char *channel, struct gw_store_str msg,
+                     gw_store_cb cb, void *arg);
+int gw_store_subscribe(struct gw_store *st, const char *channel, gw_store_msg_cb fn, void *arg);
+int gw_store_unsubscribe(struct gw_store *st, const char *channel);
+
+/* Convenience for C strings. */
+static inline struct gw_store_str gw_store_cstr(const char *s)
+{
+    struct gw_store_str v = {s, 0};
+    while (s[v.len])
+        v.len++;
+    return v;
+}
+
+#endif

@@ -1,0 +1,55 @@
+/* Streaming XML parser (expat) for XMPP streams and for one-element documents, with hard limits. */
+#ifndef GW_STREAM_H
+#define GW_STREAM_H
+
+#include "xmpp/xml.h"
+
+#include <stddef.h>
+
+/* Bounds applied to everything parsed. */
+struct gw_xml_limits {
+    size_t max_stanza;  /* bytes of one top-level stanza (or one document) */
+    unsigned max_depth; /* element nesting below the stream root (document root counts 1) */
+    unsigned max_attrs; /* attributes (including xmlns declarations) per element */
+};
+
+/* Callbacks of a stream parser. Each is called from inside gw_stream_feed().
+ * open: the stream root (<stream:stream> or an RFC 7395 <open/>); borrowed for the call.
+ * stanza: a complete top-level child; the handler takes ownership.
+ * close: the stream root was closed.
+ * error: parsing failed; condition is an RFC 6120 stream-error condition ("not-well-formed",
+ *   "restricted-xml", "policy-violation", "unsupported-encoding", "invalid-namespace",
+ *   "bad-format", "invalid-xml"); text is a short human-readable detail. No callback follows
+ *   an error until gw_stream_reset(). */
+struct gw_stream_handlers {
+    void (*open)(void *arg, const struct gw_xml *root);
+    void (*stanza)(void *arg, struct gw_xml *stanza);
+    void (*close)(void *arg);
+    void (*error)(void *arg, const char *condition, const char *text);
+};
+
+struct gw_stream;
+
+/* Returns an owned parser. limits and handlers are copied. */
+struct gw_stream *gw_stream_new(const struct gw_xml_limits *limits,
+                                const struct gw_stream_handlers *h, void *arg);
+/* Parses len bytes. A stanza is delivered as soon as its last byte has been fed, whatever the
+ * chunking. Returns 0, or the negative GW_E* after the error handler was called. Must not be
+ * called re-entrantly from a handler. */
+int gw_stream_feed(struct gw_stream *st, const char *data, size_t len);
+/* Starts a new stream (after STARTTLS or SASL success). Safe from inside a handler: the parser
+ * stops at the current byte, is reset after the feed returns, and the rest of that feed's bytes
+ * go to the new stream. */
+void gw_stream_reset(struct gw_stream *st);
+/* Frees the parser. Safe from inside a handler (the free is deferred to the end of the feed). */
+void gw_stream_free(struct gw_stream *st);
+
+/* Parses a buffer that must hold exactly one element (an RFC 7395 frame or a BOSH body).
+ * Leading/trailing whitespace is allowed; an XML declaration is allowed; DOCTYPE, comments,
+ * processing instructions, a second element or text outside the root are refused.
+ * On success *out is the owned root and 0 is returned. On failure returns a negative GW_E*
+ * and sets *condition to the RFC 6120 condition name (static string). */
+int gw_xml_parse_document(const char *data, size_t len, const struct gw_xml_limits *limits,
+                          struct gw_xml **out, const char **condition);
+
+#endif

@@ -1,0 +1,55 @@
+/* The upstream c2s stream of one session: non-blocking TCP to the XMPP server, STARTTLS with
+ * mbedTLS (certificate and hostname verified unless configured otherwise), and the stream
+ * parser. STARTTLS is done by mxgw itself and is invisible to the client: the handlers see the
+ * stream header and features of the stream after TLS, with <starttls/> removed. */
+#ifndef GW_UPSTREAM_H
+#define GW_UPSTREAM_H
+
+#include "gateway/core.h"
+#include "xmpp/xml.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct gw_upstream;
+
+/* All handlers run from the loop. After closed() no handler is called again; the owner then
+ * calls gw_upstream_free() (which may be done from inside closed()). */
+struct gw_upstream_handlers {
+    /* The server's stream header (after STARTTLS when used); borrowed for the call. */
+    void (*open)(void *arg, const struct gw_xml *header);
+    /* A top-level element other than a stream error (stanzas, features, SASL, SM nonzas);
+     * the handler takes ownership. */
+    void (*stanza)(void *arg, struct gw_xml *el);
+    /* The stream ended. err 0: the server closed the stream cleanly. Otherwise err is a
+     * GW_E* and condition an RFC 6120 stream-error condition to give the client:
+     * the server's own <stream:error> condition (error_el is that element, borrowed, so
+     * it can be relayed whole), or "remote-connection-failed" (connect, TLS or certificate
+     * failure, STARTTLS missing in "required" mode), "connection-timeout", or
+     * "undefined-condition" (the server sent bad XML or broke the protocol). */
+    void (*closed)(void *arg, int err, const char *condition, const struct gw_xml *error_el);
+};
+
+/* Returns an owned upstream; nothing is connected yet. handlers is copied, arg borrowed. */
+struct gw_upstream *gw_upstream_new(struct gw_core *core, const struct gw_upstream_handlers *h,
+                                    void *arg);
+/* Opens (or restarts, after SASL success) the stream to domain: connects if not connected,
+ * then sends a stream header with to=domain, version 1.0, and xml:lang if lang is non-NULL.
+ * Returns 0 or a negative GW_E* (the connection failure itself is reported through closed()). */
+int gw_upstream_open(struct gw_upstream *up, const char *domain, const char *lang);
+/* Queues an element for the server, serialized in the jabber:client default namespace.
+ * Returns 0, GW_ELIMIT when the outbound queue would pass limit_queue_bytes, GW_EINVAL if the
+ * element cannot be serialized, or GW_ECLOSED. */
+int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el);
+/* Bytes queued and not yet written to the socket (plain text, before TLS). */
+size_t gw_upstream_queued(const struct gw_upstream *up);
+/* Stops or resumes reading from the server (backpressure when the client is slow). */
+void gw_upstream_pause(struct gw_upstream *up, bool paused);
+/* Ends the stream: sends </stream:stream>, flushes, and closes the socket once the server
+ * closes its side or after a short grace period. closed() is not called for this. */
+void gw_upstream_close(struct gw_upstream *up);
+/* Closes the socket at once (if still open) and frees the object at a safe point. Safe from
+ * inside any handler. */
+void gw_upstream_free(struct gw_upstream *up);
+
+#endif
