@@ -19,9 +19,9 @@ enum gw_session_state {
 
 /* Why the registry asks an owner to end its session. */
 enum gw_close_reason {
-    GW_CLOSE_SHUTDOWN,   /* SIGTERM: system-shutdown */
-    GW_CLOSE_KICKED,     /* ended by an operator or another node */
-    GW_CLOSE_PREAUTH,    /* pre-auth timeout */
+    GW_CLOSE_SHUTDOWN, /* SIGTERM: system-shutdown */
+    GW_CLOSE_KICKED,   /* ended by an operator or another node */
+    GW_CLOSE_PREAUTH,  /* pre-auth timeout */
 };
 
 /* Implemented by the front end that owns the session. */
@@ -40,6 +40,8 @@ void gw_registry_free(struct gw_registry *reg);
 size_t gw_registry_count(const struct gw_registry *reg);
 /* Asks every session's owner to shut down. */
 void gw_registry_shutdown_all(struct gw_registry *reg, enum gw_close_reason why);
+/* Calls fn(arg) each time the last session closes (used to finish a graceful shutdown). */
+void gw_registry_on_empty(struct gw_registry *reg, void (*fn)(void *arg), void *arg);
 /* Borrowed session with this id, or NULL. */
 struct gw_session *gw_registry_find(struct gw_registry *reg, const char *id);
 

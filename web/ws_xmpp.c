@@ -1,0 +1,291 @@
+/* RFC 7395 front end: each WebSocket message is one element. <open/> and <close/> framing is
+ * translated to and from the upstream stream header; everything else is relayed as is, after
+ * being parsed under the same limits as the upstream stream and re-serialized, so nothing
+ * malformed or restricted reaches the server. SASL and stream restarts are the client's own:
+ * mxgw relays them and only watches for the bound JID to record it. */
+#include "web/ws_xmpp.h"
+
+#include "gateway/err.h"
+#include "gateway/log.h"
+#include "gateway/mem.h"
+#include "gateway/session.h"
+#include "xmpp/jid.h"
+#include "xmpp/stream.h"
+#include "xmpp/upstream.h"
+#include "xmpp/xml.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct xws {
+    struct gw_core *core;
+    struct gw_ws_conn *conn; /* NULL once the socket is gone */
+    struct gw_session *sess;
+    struct gw_upstream *up; /* NULL once the upstream stream has ended */
+    bool opened;            /* the client sent <open/> */
+    bool ended;             /* the XMPP stream is over: input is ignored */
+    bool up_paused;
+};
+
+static void send_element(struct xws *x, const struct gw_xml *el)
+{
+    struct gw_buf out;
+    gw_buf_init(&out, 0);
+    if (gw_xml_serialize(&out, el, NULL) == 0 && x->conn) {
+        int rc = gw_ws_send(x->conn, out.data, out.len);
+        if (rc == GW_ELIMIT)
+            GW_WARN("ws.queue_full", "session=%s bytes=%zu", gw_session_id(x->sess), out.len);
+    }
+    gw_buf_free(&out);
+}
+
+static void end_upstream(struct xws *x)
+{
+    if (x->up) {
+        gw_upstream_close(x->up);
+        x->up = NULL;
+    }
+}
+
+/* Ends the stream towards the client: optional stream error, then <close/>, then the close
+ * frame. error_el, when given, is the upstream's own <stream:error> relayed whole. */
+static void end_stream(struct xws *x, const char *condition, const struct gw_xml *error_el,
+                       uint16_t ws_code)
+{
+    if (x->ended)
+        return;
+    x->ended = true;
+    end_upstream(x);
+    if (!x->conn)
+        return;
+    if (error_el) {
+        send_element(x, error_el);
+    } else if (condition) {
+        struct gw_xml *err = gw_xml_new(GW_NS_STREAM, "error");
+        err->prefix = gw_strdup("stream");
+        gw_xml_add_child(err, GW_NS_STREAMS, condition);
+        send_element(x, err);
+        gw_xml_free(err);
+    }
+    struct gw_xml *close = gw_xml_new(GW_NS_FRAMING, "close");
+    send_element(x, close);
+    gw_xml_free(close);
+    gw_ws_close(x->conn, ws_code, condition ? condition : "");
+    if (condition)
+        GW_INFO("ws.stream_error", "session=%s condition=%s", gw_session_id(x->sess), condition);
+}
+
+/* RFC 7395 stanzas carry xmlns='jabber:client'; a client that leaves it out means the same, so
+ * unqualified elements at the top of the tree are put in jabber:client. */
+static void default_ns(struct gw_xml *el)
+{
+    if (el->ns)
+        return;
+    el->ns = gw_strdup(GW_NS_CLIENT);
+    for (struct gw_xml *c = el->children; c; c = c->next)
+        if (c->kind == GW_XML_ELEMENT)
+            default_ns(c);
+}
+
+/* Watches the upstream's answers for the bound JID so the session record can name it. */
+static void watch_bind(struct xws *x, const struct gw_xml *el)
+{
+    if (!gw_xml_is(el, GW_NS_CLIENT, "iq"))
+        return;
+    const char *type = gw_xml_attr(el, "type");
+    struct gw_xml *bind = gw_xml_child(el, GW_NS_BIND, "bind");
+    struct gw_xml *jid = bind ? gw_xml_child(bind, GW_NS_BIND, "jid") : NULL;
+    if (!type || strcmp(type, "result") != 0 || !jid)
+        return;
+    char *text = gw_xml_text(jid);
+    struct gw_jid parsed;
+    if (gw_jid_parse(text, &parsed) == 0) {
+        char *bare = gw_jid_bare(&parsed);
+        gw_session_set_jid(x->sess, bare);
+        gw_session_set_state(x->sess, GW_SESSION_BOUND);
+        free(bare);
+        gw_jid_free(&parsed);
+    }
+    free(text);
+}
+
+static void up_open(void *arg, const struct gw_xml *header)
+{
+    struct xws *x = arg;
+    struct gw_xml *open = gw_xml_new(GW_NS_FRAMING, "open");
+    static const char *const copy[] = {"from", "id", "version"};
+    for (size_t i = 0; i < sizeof copy / sizeof copy[0]; i++) {
+        const char *v = gw_xml_attr(header, copy[i]);
+        if (v)
+            gw_xml_set_attr(open, copy[i], v);
+    }
+    const char *lang = gw_xml_attr_ns(header, GW_NS_XML, "lang");
+    if (lang)
+        gw_xml_set_attr_ns(open, GW_NS_XML, "xml", "lang", lang);
+    send_element(x, open);
+    gw_xml_free(open);
+}
+
+static void up_stanza(void *arg, struct gw_xml *el)
+{
+    struct xws *x = arg;
+    if (gw_xml_is(el, GW_NS_SASL, "success"))
+        gw_session_set_state(x->sess, GW_SESSION_AUTHENTICATING);
+    watch_bind(x, el);
+    send_element(x, el);
+    gw_xml_free(el);
+    /* Backpressure: stop reading the server while the client is slow to take what we have. */
+    if (x->conn && x->up && !x->up_paused &&
+        gw_ws_queued(x->conn) > x->core->cfg->limit_queue_bytes / 2) {
+        x->up_paused = true;
+        gw_upstream_pause(x->up, true);
+    }
+}
+
+static void up_closed(void *arg, int err, const char *condition, const struct gw_xml *error_el)
+{
+    struct xws *x = arg;
+    struct gw_upstream *up = x->up;
+    x->up = NULL; /* the stream is over: nothing to end */
+    if (err == 0)
+        end_stream(x, NULL, NULL, GW_WS_CLOSE_NORMAL);
+    else
+        end_stream(x, condition ? condition : "undefined-condition", error_el, GW_WS_CLOSE_NORMAL);
+    gw_upstream_free(up);
+}
+
+static const struct gw_upstream_handlers up_handlers = {up_open, up_stanza, up_closed};
+
+static void handle_open(struct xws *x, const struct gw_xml *el)
+{
+    const char *to = gw_xml_attr(el, "to");
+    const char *version = gw_xml_attr(el, "version");
+    if (!version || strcmp(version, "1.0") != 0) {
+        end_stream(x, "unsupported-version", NULL, GW_WS_CLOSE_NORMAL);
+        return;
+    }
+    struct gw_jid jid;
+    if (!to || gw_jid_parse(to, &jid) != 0) {
+        end_stream(x, "host-unknown", NULL, GW_WS_CLOSE_NORMAL);
+        return;
+    }
+    bool domain_only = !jid.local && !jid.resource;
+    gw_jid_free(&jid);
+    if (!domain_only) {
+        end_stream(x, "host-unknown", NULL, GW_WS_CLOSE_NORMAL);
+        return;
+    }
+    if (!x->opened)
+        gw_session_set_state(x->sess, GW_SESSION_AUTHENTICATING);
+    x->opened = true;
+    int rc = gw_upstream_open(x->up, to, gw_xml_attr_ns(el, GW_NS_XML, "lang"));
+    if (rc != 0)
+        end_stream(x, "remote-connection-failed", NULL, GW_WS_CLOSE_NORMAL);
+}
+
+static void on_message(void *state, const char *data, size_t len)
+{
+    struct xws *x = state;
+    if (x->ended)
+        return;
+    gw_session_touch(x->sess);
+    /* RFC 7395 §3.3.3: a message is exactly one element; no whitespace keepalives. */
+    if (len == 0 || data[0] != '<') {
+        end_stream(x, "not-well-formed", NULL, GW_WS_CLOSE_NORMAL);
+        return;
+    }
+    const struct gw_config *cfg = x->core->cfg;
+    struct gw_xml_limits limits = {cfg->limit_stanza_bytes, cfg->limit_xml_depth,
+                                   cfg->limit_xml_attrs};
+    struct gw_xml *el = NULL;
+    const char *condition = NULL;
+    if (gw_xml_parse_document(data, len, &limits, &el, &condition) != 0) {
+        end_stream(x, condition ? condition : "not-well-formed", NULL,
+                   strcmp(condition ? condition : "", "policy-violation") == 0
+                       ? GW_WS_CLOSE_TOO_BIG
+                       : GW_WS_CLOSE_NORMAL);
+        return;
+    }
+    if (gw_xml_is(el, GW_NS_FRAMING, "open")) {
+        handle_open(x, el);
+    } else if (gw_xml_is(el, GW_NS_FRAMING, "close")) {
+        end_stream(x, NULL, NULL, GW_WS_CLOSE_NORMAL);
+    } else if ((el->ns && strcmp(el->ns, GW_NS_FRAMING) == 0) ||
+               (el->ns && strcmp(el->ns, GW_NS_STREAM) == 0 && strcmp(el->name, "stream") == 0)) {
+        end_stream(x, "invalid-namespace", NULL, GW_WS_CLOSE_NORMAL);
+    } else if (!x->opened || !x->up) {
+        end_stream(x, "not-authorized", NULL, GW_WS_CLOSE_NORMAL);
+    } else {
+        default_ns(el);
+        int rc = gw_upstream_send(x->up, el);
+        if (rc == GW_ELIMIT)
+            end_stream(x, "policy-violation", NULL, GW_WS_CLOSE_NORMAL);
+        else if (rc == GW_EINVAL)
+            end_stream(x, "invalid-xml", NULL, GW_WS_CLOSE_NORMAL);
+    }
+    gw_xml_free(el);
+}
+
+static void on_drained(void *state)
+{
+    struct xws *x = state;
+    if (x->up && x->up_paused) {
+        x->up_paused = false;
+        gw_upstream_pause(x->up, false);
+    }
+}
+
+static void on_closed(void *state)
+{
+    struct xws *x = state;
+    x->conn = NULL;
+    end_upstream(x);
+    gw_session_close(x->sess);
+    free(x);
+}
+
+static void on_shutdown(void *owner, enum gw_close_reason why)
+{
+    struct xws *x = owner;
+    switch (why) {
+    case GW_CLOSE_SHUTDOWN:
+        end_stream(x, "system-shutdown", NULL, GW_WS_CLOSE_GOING_AWAY);
+        break;
+    case GW_CLOSE_PREAUTH:
+        end_stream(x, "connection-timeout", NULL, GW_WS_CLOSE_NORMAL);
+        break;
+    case GW_CLOSE_KICKED:
+        end_stream(x, "policy-violation", NULL, GW_WS_CLOSE_NORMAL);
+        break;
+    }
+}
+
+static const struct gw_session_ops session_ops = {on_shutdown};
+
+static void *on_open(void *arg, struct gw_ws_conn *conn)
+{
+    struct gw_core *core = arg;
+    struct xws *x = gw_calloc(1, sizeof *x);
+    x->core = core;
+    x->conn = conn;
+    int rc =
+        gw_session_open(core, GW_TRANSPORT_WS_XMPP, gw_ws_peer(conn), &session_ops, x, &x->sess);
+    if (rc != 0) {
+        GW_INFO("ws.session_refused", "peer=%s reason=\"%s\"", gw_ws_peer(conn), gw_strerror(rc));
+        free(x);
+        return NULL;
+    }
+    x->up = gw_upstream_new(core, &up_handlers, x);
+    return x;
+}
+
+void gw_ws_xmpp_proto(struct gw_core *core, struct gw_ws_proto *proto)
+{
+    memset(proto, 0, sizeof *proto);
+    proto->name = "xmpp";
+    proto->open = on_open;
+    proto->message = on_message;
+    proto->drained = on_drained;
+    proto->closed = on_closed;
+    proto->arg = core;
+}
