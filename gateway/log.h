@@ -10,7 +10,8 @@ enum gw_log_level { GW_LOG_DEBUG, GW_LOG_INFO, GW_LOG_WARN, GW_LOG_ERROR, GW_LOG
 /* The log sink is process-wide, like stderr: it is the one piece of state every module shares
  * without a context pointer. path NULL or "-" means stderr. Returns 0 or GW_EIO. */
 int gw_log_open(const char *path, enum gw_log_level level);
-/* Reopens the log file (SIGHUP, for logrotate). Returns 0 or GW_EIO; the old sink stays on error. */
+/* Reopens the log file (SIGHUP, for logrotate). Returns 0 or GW_EIO; the old sink stays on error.
+ */
 int gw_log_reopen(void);
 void gw_log_close(void);
 void gw_log_set_level(enum gw_log_level level);
