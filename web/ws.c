@@ -169,10 +169,11 @@ static int guard_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         /* An upgrade that named none of our subprotocols (RFC 7395 §3.2 requires "xmpp"). */
         GW_INFO("ws.refuse", "reason=\"no supported subprotocol\"");
+        lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST,
+                               "Sec-WebSocket-Protocol must name a supported subprotocol (xmpp)");
         return 1;
     case LWS_CALLBACK_HTTP:
-        if (lws_return_http_status(wsi, HTTP_STATUS_UPGRADE_REQUIRED,
-                                   "WebSocket endpoint: use subprotocol xmpp"))
+        if (lws_return_http_status(wsi, 426, "WebSocket endpoint: use subprotocol xmpp"))
             return -1;
         return lws_http_transaction_completed(wsi);
     default:
@@ -188,8 +189,14 @@ static int proto_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         ws = server_of(wsi);
-        if (!path_ok(ws, wsi) || ws->core->draining)
+        if (!path_ok(ws, wsi)) {
+            lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "no WebSocket endpoint here");
             return 1;
+        }
+        if (ws->core->draining) {
+            lws_return_http_status(wsi, HTTP_STATUS_SERVICE_UNAVAILABLE, "shutting down");
+            return 1;
+        }
         return 0;
     case LWS_CALLBACK_ESTABLISHED:
         ws = server_of(wsi);
