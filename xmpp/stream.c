@@ -1,0 +1,430 @@
+/* Streaming XML parsing on expat, for the upstream stream and for one-element documents.
+ *
+ * expat runs with namespace processing and prefixes kept (triplets), so trees round-trip.
+ * Everything RFC 6120 §11.1 restricts (DOCTYPE, entity declarations, comments, PIs) stops the
+ * parser at once, before any expansion. Reparse deferral is off so a stanza is delivered as soon
+ * as its last byte arrives; to keep expat's own buffering bounded, input is fed in slices and
+ * the bytes since the current stanza (or the last event between stanzas) began are checked
+ * against the stanza limit after each slice. Handlers may reset or free the parser: expat is
+ * only stopped there (XML_StopParser), and reset or freed after XML_Parse returns. */
+#include "xmpp/stream.h"
+
+#include "gateway/err.h"
+#include "gateway/mem.h"
+
+#include <expat.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_SEP '\x01' /* cannot occur in XML 1.0 text, so names split unambiguously */
+#define SLICE  4096
+
+struct gw_stream {
+    XML_Parser p;
+    struct gw_xml_limits lim;
+    struct gw_stream_handlers h;
+    void *arg;
+    bool document; /* one-element document: the root is the result */
+    bool failed;
+    bool in_feed;
+    bool reset_pending;
+    bool free_pending;
+    unsigned depth;   /* open elements, the stream root included */
+    unsigned nsdecls; /* namespace declarations seen for the next start tag */
+    struct gw_xml **stack;
+    unsigned stack_cap;
+    unsigned long long fed;  /* bytes given to expat since the (re)start */
+    unsigned long long mark; /* where the current stanza or inter-stanza run began */
+    unsigned long long reset_at;
+    const char *cond;
+    const char *text;
+    struct gw_xml *result; /* document mode */
+};
+
+static void fail(struct gw_stream *st, const char *cond, const char *text)
+{
+    if (st->failed)
+        return;
+    st->failed = true;
+    st->cond = cond;
+    st->text = text;
+    XML_StopParser(st->p, XML_FALSE);
+}
+
+static unsigned long long event_end(struct gw_stream *st)
+{
+    return (unsigned long long)XML_GetCurrentByteIndex(st->p) +
+           (unsigned long long)XML_GetCurrentByteCount(st->p);
+}
+
+/* Splits an expat triplet "uri\1local\1prefix" (or "local") into its parts. */
+static void split(const char *qname, char **ns, char **local, char **prefix)
+{
+    const char *a = strchr(qname, NS_SEP);
+    if (!a) {
+        *ns = NULL;
+        *local = gw_strdup(qname);
+        *prefix = NULL;
+        return;
+    }
+    *ns = gw_strndup(qname, (size_t)(a - qname));
+    const char *b = strchr(a + 1, NS_SEP);
+    if (b) {
+        *local = gw_strndup(a + 1, (size_t)(b - a - 1));
+        *prefix = gw_strdup(b + 1);
+    } else {
+        *local = gw_strdup(a + 1);
+        *prefix = NULL;
+    }
+}
+
+static struct gw_xml *make_element(const char *qname, const char **atts)
+{
+    struct gw_xml *el = gw_calloc(1, sizeof *el);
+    el->kind = GW_XML_ELEMENT;
+    split(qname, &el->ns, &el->name, &el->prefix);
+    size_t n = 0;
+    while (atts[2 * n])
+        n++;
+    if (n) {
+        el->attrs = gw_calloc(n, sizeof *el->attrs);
+        el->nattrs = n;
+        for (size_t i = 0; i < n; i++) {
+            struct gw_xml_attr *a = &el->attrs[i];
+            split(atts[2 * i], &a->ns, &a->name, &a->prefix);
+            a->value = gw_strdup(atts[2 * i + 1]);
+        }
+    }
+    return el;
+}
+
+static void on_start(void *ud, const char *name, const char **atts)
+{
+    struct gw_stream *st = ud;
+    if (st->failed || st->reset_pending || st->free_pending)
+        return;
+    unsigned nattrs = st->nsdecls;
+    st->nsdecls = 0;
+    for (const char **a = atts; *a; a += 2)
+        nattrs++;
+    if (nattrs > st->lim.max_attrs) {
+        fail(st, "policy-violation", "too many attributes");
+        return;
+    }
+    unsigned rel = st->document ? st->depth + 1 : st->depth;
+    if (rel > st->lim.max_depth) {
+        fail(st, "policy-violation", "elements nested too deep");
+        return;
+    }
+    st->depth++;
+    if (!st->document && st->depth == 1) {
+        struct gw_xml *root = make_element(name, atts);
+        st->mark = event_end(st);
+        if (st->h.open)
+            st->h.open(st->arg, root);
+        gw_xml_free(root);
+        return;
+    }
+    unsigned level = st->document ? st->depth - 1 : st->depth - 2; /* 0: stanza/document root */
+    if (level == 0 && !st->document)
+        st->mark = (unsigned long long)XML_GetCurrentByteIndex(st->p);
+    if (level >= st->stack_cap) {
+        st->stack_cap = st->stack_cap ? st->stack_cap * 2 : 8;
+        st->stack = gw_realloc(st->stack, st->stack_cap * sizeof *st->stack);
+    }
+    struct gw_xml *el = make_element(name, atts);
+    if (level > 0)
+        gw_xml_append(st->stack[level - 1], el);
+    st->stack[level] = el;
+}
+
+static void on_end(void *ud, const char *name)
+{
+    struct gw_stream *st = ud;
+    (void)name;
+    if (st->failed || st->reset_pending || st->free_pending)
+        return;
+    st->depth--;
+    if (!st->document && st->depth == 0) {
+        st->mark = event_end(st);
+        if (st->h.close)
+            st->h.close(st->arg);
+        return;
+    }
+    unsigned level = st->document ? st->depth : st->depth - 1;
+    if (level > 0)
+        return;
+    struct gw_xml *el = st->stack[0];
+    st->stack[0] = NULL;
+    if (st->document) {
+        st->result = el;
+        return;
+    }
+    st->mark = event_end(st);
+    if (st->stack_cap > 32) { /* give back what a deep stanza needed */
+        free(st->stack);
+        st->stack = NULL;
+        st->stack_cap = 0;
+    }
+    if (st->h.stanza)
+        st->h.stanza(st->arg, el);
+    else
+        gw_xml_free(el);
+}
+
+static void on_text(void *ud, const char *s, int len)
+{
+    struct gw_stream *st = ud;
+    if (st->failed || st->reset_pending || st->free_pending)
+        return;
+    unsigned level_base = st->document ? 1 : 2;
+    if (st->depth < level_base) {
+        /* Between stanzas only whitespace is allowed (RFC 6120 §11.7). */
+        for (int i = 0; i < len; i++)
+            if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') {
+                fail(st, "not-well-formed", "text at stream level");
+                return;
+            }
+        st->mark = event_end(st);
+        return;
+    }
+    gw_xml_add_text(st->stack[st->depth - level_base], s, (size_t)len);
+}
+
+static void on_nsdecl(void *ud, const char *prefix, const char *uri)
+{
+    struct gw_stream *st = ud;
+    (void)prefix;
+    (void)uri;
+    st->nsdecls++;
+}
+
+static void on_restricted_doctype(void *ud, const char *name, const char *sysid, const char *pubid,
+                                  int has_internal)
+{
+    (void)name, (void)sysid, (void)pubid, (void)has_internal;
+    fail(ud, "restricted-xml", "DOCTYPE is not allowed");
+}
+
+static void on_restricted_entity(void *ud, const char *name, int param, const char *value, int vlen,
+                                 const char *base, const char *sysid, const char *pubid,
+                                 const char *notation)
+{
+    (void)name, (void)param, (void)value, (void)vlen, (void)base, (void)sysid, (void)pubid;
+    (void)notation;
+    fail(ud, "restricted-xml", "entity declarations are not allowed");
+}
+
+static void on_restricted_comment(void *ud, const char *data)
+{
+    (void)data;
+    fail(ud, "restricted-xml", "comments are not allowed");
+}
+
+static void on_restricted_pi(void *ud, const char *target, const char *data)
+{
+    (void)target, (void)data;
+    fail(ud, "restricted-xml", "processing instructions are not allowed");
+}
+
+static void on_xmldecl(void *ud, const char *version, const char *encoding, int standalone)
+{
+    (void)standalone;
+    if (version && strcmp(version, "1.0") != 0)
+        fail(ud, "unsupported-version", "XML version must be 1.0");
+    else if (encoding && strcasecmp(encoding, "UTF-8") != 0)
+        fail(ud, "unsupported-encoding", "encoding must be UTF-8");
+}
+
+static void setup(struct gw_stream *st)
+{
+    XML_Parser p = st->p;
+    XML_SetUserData(p, st);
+    XML_SetReturnNSTriplet(p, 1);
+    XML_SetElementHandler(p, on_start, on_end);
+    XML_SetCharacterDataHandler(p, on_text);
+    XML_SetStartNamespaceDeclHandler(p, on_nsdecl);
+    XML_SetStartDoctypeDeclHandler(p, on_restricted_doctype);
+    XML_SetEntityDeclHandler(p, on_restricted_entity);
+    XML_SetCommentHandler(p, on_restricted_comment);
+    XML_SetProcessingInstructionHandler(p, on_restricted_pi);
+    XML_SetXmlDeclHandler(p, on_xmldecl);
+    XML_SetReparseDeferralEnabled(p, XML_FALSE);
+}
+
+static void clear_tree(struct gw_stream *st)
+{
+    if (st->stack && st->stack_cap && st->depth > (st->document ? 0u : 1u))
+        gw_xml_free(st->stack[0]);
+    free(st->stack);
+    st->stack = NULL;
+    st->stack_cap = 0;
+    st->depth = 0;
+    st->nsdecls = 0;
+    st->fed = st->mark = 0;
+}
+
+struct gw_stream *gw_stream_new(const struct gw_xml_limits *limits,
+                                const struct gw_stream_handlers *h, void *arg)
+{
+    struct gw_stream *st = gw_calloc(1, sizeof *st);
+    st->lim = *limits;
+    if (h)
+        st->h = *h;
+    st->arg = arg;
+    st->p = XML_ParserCreateNS("UTF-8", NS_SEP);
+    if (!st->p)
+        abort(); /* out of memory, as gw_malloc would */
+    setup(st);
+    return st;
+}
+
+static void do_reset(struct gw_stream *st)
+{
+    clear_tree(st);
+    XML_ParserReset(st->p, "UTF-8");
+    setup(st);
+    st->failed = false;
+    st->reset_pending = false;
+    st->cond = st->text = NULL;
+}
+
+static void destroy(struct gw_stream *st)
+{
+    clear_tree(st);
+    gw_xml_free(st->result);
+    XML_ParserFree(st->p);
+    free(st);
+}
+
+static const char *expat_condition(enum XML_Error e)
+{
+    switch (e) {
+    case XML_ERROR_INCORRECT_ENCODING:
+    case XML_ERROR_UNKNOWN_ENCODING:
+        return "unsupported-encoding";
+    case XML_ERROR_UNDEFINED_ENTITY:
+    case XML_ERROR_ENTITY_DECLARED_IN_PE:
+    case XML_ERROR_EXTERNAL_ENTITY_HANDLING:
+        return "restricted-xml";
+    default:
+        return "not-well-formed";
+    }
+}
+
+/* Feeds one slice; returns 0, 1 when a reset consumed part of it (*used says how much), or a
+ * negative error after the error handler ran. */
+static int feed_slice(struct gw_stream *st, const char *data, size_t n, bool final, size_t *used)
+{
+    unsigned long long base = st->fed;
+    st->fed += n;
+    st->in_feed = true;
+    enum XML_Status status = XML_Parse(st->p, data, (int)n, final);
+    st->in_feed = false;
+    *used = n;
+    if (st->free_pending)
+        return GW_ECLOSED;
+    if (st->reset_pending) {
+        *used = (size_t)(st->reset_at - base);
+        do_reset(st);
+        return 1;
+    }
+    if (status != XML_STATUS_OK && !st->failed) {
+        st->failed = true;
+        st->cond = expat_condition(XML_GetErrorCode(st->p));
+        st->text = XML_ErrorString(XML_GetErrorCode(st->p));
+    }
+    if (!st->failed && st->fed - st->mark > st->lim.max_stanza) {
+        st->failed = true;
+        st->cond = "policy-violation";
+        st->text = "stanza too large";
+        clear_tree(st); /* release the partial stanza at once */
+    }
+    if (st->failed) {
+        if (st->h.error)
+            st->h.error(st->arg, st->cond, st->text);
+        return strcmp(st->cond, "policy-violation") == 0 ? GW_ELIMIT : GW_EPROTO;
+    }
+    return 0;
+}
+
+int gw_stream_feed(struct gw_stream *st, const char *data, size_t len)
+{
+    if (st->failed)
+        return GW_EPROTO;
+    while (len > 0) {
+        size_t n = len < SLICE ? len : SLICE, used;
+        int rc = feed_slice(st, data, n, false, &used);
+        if (rc == GW_ECLOSED) {
+            destroy(st);
+            return GW_ECLOSED;
+        }
+        if (rc < 0)
+            return rc;
+        data += used;
+        len -= used;
+    }
+    return 0;
+}
+
+void gw_stream_reset(struct gw_stream *st)
+{
+    if (st->in_feed) {
+        if (!st->reset_pending) {
+            st->reset_pending = true;
+            st->reset_at = event_end(st);
+            XML_StopParser(st->p, XML_FALSE);
+        }
+        return;
+    }
+    do_reset(st);
+}
+
+void gw_stream_free(struct gw_stream *st)
+{
+    if (!st)
+        return;
+    if (st->in_feed) {
+        st->free_pending = true;
+        XML_StopParser(st->p, XML_FALSE);
+        return;
+    }
+    destroy(st);
+}
+
+int gw_xml_parse_document(const char *data, size_t len, const struct gw_xml_limits *limits,
+                          struct gw_xml **out, const char **condition)
+{
+    *out = NULL;
+    *condition = NULL;
+    if (len > limits->max_stanza) {
+        *condition = "policy-violation";
+        return GW_ELIMIT;
+    }
+    struct gw_xml_limits lim = *limits;
+    lim.max_stanza = (size_t)-1; /* the whole document was bounded above */
+    struct gw_stream *st = gw_stream_new(&lim, NULL, NULL);
+    st->document = true;
+    int rc = 0;
+    size_t used;
+    while (len > 0 && rc == 0) {
+        size_t n = len < SLICE ? len : SLICE;
+        rc = feed_slice(st, data, n, false, &used);
+        data += n;
+        len -= n;
+    }
+    if (rc == 0)
+        rc = feed_slice(st, "", 0, true, &used);
+    if (rc == 0 && !st->result) {
+        st->cond = "not-well-formed";
+        rc = GW_EPROTO;
+    }
+    if (rc == 0) {
+        *out = st->result;
+        st->result = NULL;
+    } else {
+        *condition = st->cond ? st->cond : "not-well-formed";
+    }
+    destroy(st);
+    return rc;
+}

@@ -1,0 +1,532 @@
+/* XML element trees, a capped growable buffer, and an escaping serializer. */
+#include "xmpp/xml.h"
+
+#include "gateway/err.h"
+#include "gateway/mem.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- buffer ---- */
+
+void gw_buf_init(struct gw_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = b->cap = 0;
+    b->max = max;
+}
+
+void gw_buf_free(struct gw_buf *b)
+{
+    free(b->data);
+    gw_buf_init(b, b->max);
+}
+
+void gw_buf_reset(struct gw_buf *b)
+{
+    b->len = 0;
+}
+
+static int reserve(struct gw_buf *b, size_t extra)
+{
+    if (b->max && (extra > b->max || b->len > b->max - extra))
+        return GW_ELIMIT;
+    size_t need = b->len + extra + 1; /* room for a terminating NUL */
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+        cap *= 2;
+    if (b->max && cap > b->max + 1)
+        cap = b->max + 1;
+    b->data = gw_realloc(b->data, cap);
+    b->cap = cap;
+    return 0;
+}
+
+int gw_buf_append(struct gw_buf *b, const void *p, size_t n)
+{
+    int rc = reserve(b, n);
+    if (rc)
+        return rc;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int gw_buf_puts(struct gw_buf *b, const char *s)
+{
+    return gw_buf_append(b, s, strlen(s));
+}
+
+int gw_buf_printf(struct gw_buf *b, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return GW_EINVAL;
+    if ((size_t)n < sizeof small)
+        return gw_buf_append(b, small, (size_t)n);
+    int rc = reserve(b, (size_t)n);
+    if (rc)
+        return rc;
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+void gw_buf_consume(struct gw_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+}
+
+/* ---- tree ---- */
+
+static char *dup_or_null(const char *s)
+{
+    return s ? gw_strdup(s) : NULL;
+}
+
+struct gw_xml *gw_xml_new(const char *ns, const char *name)
+{
+    struct gw_xml *el = gw_calloc(1, sizeof *el);
+    el->kind = GW_XML_ELEMENT;
+    el->ns = dup_or_null(ns);
+    el->name = gw_strdup(name);
+    return el;
+}
+
+struct gw_xml *gw_xml_new_text(const char *text, size_t len)
+{
+    struct gw_xml *t = gw_calloc(1, sizeof *t);
+    t->kind = GW_XML_TEXT;
+    t->text = gw_malloc(len + 1);
+    memcpy(t->text, text, len);
+    t->text[len] = '\0';
+    t->text_len = len;
+    return t;
+}
+
+struct gw_xml *gw_xml_append(struct gw_xml *parent, struct gw_xml *child)
+{
+    child->next = NULL;
+    if (parent->last_child)
+        parent->last_child->next = child;
+    else
+        parent->children = child;
+    parent->last_child = child;
+    return child;
+}
+
+struct gw_xml *gw_xml_add_child(struct gw_xml *parent, const char *ns, const char *name)
+{
+    return gw_xml_append(parent, gw_xml_new(ns ? ns : parent->ns, name));
+}
+
+void gw_xml_add_text(struct gw_xml *parent, const char *text, size_t len)
+{
+    struct gw_xml *last = parent->last_child;
+    if (last && last->kind == GW_XML_TEXT) {
+        last->text = gw_realloc(last->text, last->text_len + len + 1);
+        memcpy(last->text + last->text_len, text, len);
+        last->text_len += len;
+        last->text[last->text_len] = '\0';
+        return;
+    }
+    gw_xml_append(parent, gw_xml_new_text(text, len));
+}
+
+static bool same(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static struct gw_xml_attr *find_attr(const struct gw_xml *el, const char *ns, const char *name)
+{
+    for (size_t i = 0; i < el->nattrs; i++)
+        if (same(el->attrs[i].ns, ns) && strcmp(el->attrs[i].name, name) == 0)
+            return &el->attrs[i];
+    return NULL;
+}
+
+static void free_attr(struct gw_xml_attr *a)
+{
+    free(a->ns);
+    free(a->prefix);
+    free(a->name);
+    free(a->value);
+}
+
+void gw_xml_set_attr_ns(struct gw_xml *el, const char *ns, const char *prefix, const char *name,
+                        const char *value)
+{
+    struct gw_xml_attr *a = find_attr(el, ns, name);
+    if (!value) {
+        if (a) {
+            free_attr(a);
+            size_t i = (size_t)(a - el->attrs);
+            memmove(a, a + 1, (el->nattrs - i - 1) * sizeof *a);
+            el->nattrs--;
+        }
+        return;
+    }
+    if (a) {
+        free(a->value);
+        a->value = gw_strdup(value);
+        return;
+    }
+    el->attrs = gw_realloc(el->attrs, (el->nattrs + 1) * sizeof *el->attrs);
+    a = &el->attrs[el->nattrs++];
+    a->ns = dup_or_null(ns);
+    a->prefix = dup_or_null(prefix);
+    a->name = gw_strdup(name);
+    a->value = gw_strdup(value);
+}
+
+void gw_xml_set_attr(struct gw_xml *el, const char *name, const char *value)
+{
+    gw_xml_set_attr_ns(el, NULL, NULL, name, value);
+}
+
+/* Iterative so that freeing never recurses with the tree's depth. */
+void gw_xml_free(struct gw_xml *node)
+{
+    if (!node)
+        return;
+    node->next = NULL;
+    struct gw_xml *stack = node;
+    while (stack) {
+        struct gw_xml *n = stack;
+        stack = n->next;
+        if (n->children) {
+            n->last_child->next = stack;
+            stack = n->children;
+        }
+        for (size_t i = 0; i < n->nattrs; i++)
+            free_attr(&n->attrs[i]);
+        free(n->attrs);
+        free(n->ns);
+        free(n->prefix);
+        free(n->name);
+        free(n->text);
+        free(n);
+    }
+}
+
+struct gw_xml *gw_xml_copy(const struct gw_xml *node)
+{
+    if (node->kind == GW_XML_TEXT)
+        return gw_xml_new_text(node->text, node->text_len);
+    struct gw_xml *el = gw_xml_new(node->ns, node->name);
+    el->prefix = dup_or_null(node->prefix);
+    for (size_t i = 0; i < node->nattrs; i++) {
+        const struct gw_xml_attr *a = &node->attrs[i];
+        gw_xml_set_attr_ns(el, a->ns, a->prefix, a->name, a->value);
+    }
+    for (const struct gw_xml *c = node->children; c; c = c->next)
+        gw_xml_append(el, gw_xml_copy(c));
+    return el;
+}
+
+const char *gw_xml_attr(const struct gw_xml *el, const char *name)
+{
+    struct gw_xml_attr *a = find_attr(el, NULL, name);
+    return a ? a->value : NULL;
+}
+
+const char *gw_xml_attr_ns(const struct gw_xml *el, const char *ns, const char *name)
+{
+    struct gw_xml_attr *a = find_attr(el, ns, name);
+    return a ? a->value : NULL;
+}
+
+bool gw_xml_is(const struct gw_xml *el, const char *ns, const char *name)
+{
+    return el && el->kind == GW_XML_ELEMENT && strcmp(el->name, name) == 0 &&
+           (!ns || (el->ns && strcmp(el->ns, ns) == 0));
+}
+
+struct gw_xml *gw_xml_child(const struct gw_xml *el, const char *ns, const char *name)
+{
+    for (struct gw_xml *c = el->children; c; c = c->next)
+        if (gw_xml_is(c, ns, name))
+            return c;
+    return NULL;
+}
+
+struct gw_xml *gw_xml_next_element(const struct gw_xml *parent, const struct gw_xml *cur)
+{
+    struct gw_xml *c = cur ? cur->next : parent->children;
+    while (c && c->kind != GW_XML_ELEMENT)
+        c = c->next;
+    return c;
+}
+
+char *gw_xml_text(const struct gw_xml *el)
+{
+    size_t n = 0;
+    for (const struct gw_xml *c = el->children; c; c = c->next)
+        if (c->kind == GW_XML_TEXT)
+            n += c->text_len;
+    char *s = gw_malloc(n + 1), *p = s;
+    for (const struct gw_xml *c = el->children; c; c = c->next)
+        if (c->kind == GW_XML_TEXT) {
+            memcpy(p, c->text, c->text_len);
+            p += c->text_len;
+        }
+    *p = '\0';
+    return s;
+}
+
+/* ---- serializer ---- */
+
+/* Decodes one UTF-8 sequence at s (n bytes left); returns its length, or 0 if it is not a
+ * well-formed sequence of a character XML 1.0 allows. */
+static size_t xml_char(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    unsigned cp;
+    if (c < 0x80) {
+        return (c >= 0x20 || c == '\t' || c == '\n' || c == '\r') ? 1 : 0;
+    } else if ((c & 0xe0) == 0xc0) {
+        len = 2;
+        cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+        len = 3;
+        cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe ||
+        cp == 0xffff)
+        return 0;
+    return len;
+}
+
+int gw_xml_escape(struct gw_buf *out, const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t run = 0; /* bytes copied verbatim in one go */
+    for (size_t i = 0; i < len;) {
+        const char *rep = NULL;
+        switch (p[i]) {
+        case '&':
+            rep = "&amp;";
+            break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '\'':
+            rep = "&apos;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        default:
+            break;
+        }
+        if (rep) {
+            int rc = gw_buf_append(out, s + run, i - run);
+            if (!rc)
+                rc = gw_buf_puts(out, rep);
+            if (rc)
+                return rc;
+            i++;
+            run = i;
+            continue;
+        }
+        size_t n = xml_char(p + i, len - i);
+        if (!n)
+            return GW_EINVAL;
+        i += n;
+    }
+    return gw_buf_append(out, s + run, len - run);
+}
+
+/* Namespace declarations in scope while serializing: a small stack of prefix → uri. */
+struct scope {
+    const char *prefix; /* NULL: the default namespace */
+    const char *uri;
+};
+
+#define MAX_SCOPE 256
+
+struct ser {
+    struct gw_buf *out;
+    struct scope sc[MAX_SCOPE];
+    char names[MAX_SCOPE][12]; /* generated prefixes, by scope slot */
+    size_t n;
+};
+
+static const char *lookup(const struct ser *s, const char *prefix)
+{
+    for (size_t i = s->n; i > 0; i--)
+        if (same(s->sc[i - 1].prefix, prefix))
+            return s->sc[i - 1].uri;
+    return NULL;
+}
+
+static int declare(struct ser *s, const char *prefix, const char *uri)
+{
+    if (s->n == MAX_SCOPE)
+        return GW_ELIMIT;
+    s->sc[s->n].prefix = prefix;
+    s->sc[s->n].uri = uri;
+    s->n++;
+    int rc = gw_buf_puts(s->out, prefix ? " xmlns:" : " xmlns");
+    if (!rc && prefix)
+        rc = gw_buf_puts(s->out, prefix);
+    if (!rc)
+        rc = gw_buf_puts(s->out, "='");
+    if (!rc)
+        rc = gw_xml_escape(s->out, uri ? uri : "", uri ? strlen(uri) : 0);
+    if (!rc)
+        rc = gw_buf_puts(s->out, "'");
+    return rc;
+}
+
+/* Chooses the prefix an attribute in namespace ns is written with, declaring it if needed. */
+static int attr_prefix(struct ser *s, const struct gw_xml_attr *a, const char **prefix,
+                       unsigned *gen)
+{
+    if (!a->ns) {
+        *prefix = NULL;
+        return 0;
+    }
+    if (strcmp(a->ns, GW_NS_XML) == 0) {
+        *prefix = "xml";
+        return 0;
+    }
+    if (a->prefix && same(lookup(s, a->prefix), a->ns)) {
+        *prefix = a->prefix;
+        return 0;
+    }
+    for (size_t i = s->n; i > 0; i--)
+        if (s->sc[i - 1].prefix && same(s->sc[i - 1].uri, a->ns) &&
+            same(lookup(s, s->sc[i - 1].prefix), a->ns)) {
+            *prefix = s->sc[i - 1].prefix;
+            return 0;
+        }
+    /* Declare: the original prefix if it is free on this element, else a generated one. */
+    const char *p = a->prefix;
+    if (s->n == MAX_SCOPE)
+        return GW_ELIMIT;
+    if (!p || strcmp(p, "xml") == 0 || strcmp(p, "xmlns") == 0 || lookup(s, p)) {
+        do {
+            snprintf(s->names[s->n], sizeof s->names[0], "ns%u", (*gen)++);
+        } while (lookup(s, s->names[s->n]));
+        p = s->names[s->n];
+    }
+    *prefix = p;
+    return declare(s, p, a->ns);
+}
+
+static int ser_element(struct ser *s, const struct gw_xml *el, unsigned depth)
+{
+    if (depth > 1024)
+        return GW_ELIMIT;
+    size_t mark = s->n;
+    struct gw_buf *out = s->out;
+    const char *prefix = el->prefix;
+    /* Element prefix: keep the original one unless it is bound to another namespace in a way we
+     * cannot redeclare (the default namespace is always redeclarable on the element itself). */
+    if (prefix && strcmp(prefix, "xml") == 0)
+        prefix = NULL;
+    if (prefix && !el->ns)
+        prefix = NULL;
+    int rc = gw_buf_puts(out, "<");
+    if (!rc && prefix) {
+        rc = gw_buf_puts(out, prefix);
+        if (!rc)
+            rc = gw_buf_puts(out, ":");
+    }
+    if (!rc)
+        rc = gw_buf_puts(out, el->name);
+    if (rc)
+        return rc;
+    if (!same(lookup(s, prefix), el->ns))
+        rc = declare(s, prefix, el->ns);
+    unsigned gen = 0;
+    for (size_t i = 0; !rc && i < el->nattrs; i++) {
+        const struct gw_xml_attr *a = &el->attrs[i];
+        const char *ap;
+        rc = attr_prefix(s, a, &ap, &gen);
+        if (rc)
+            break;
+        rc = gw_buf_puts(out, " ");
+        if (!rc && ap)
+            rc = gw_buf_printf(out, "%s:", ap);
+        if (!rc)
+            rc = gw_buf_puts(out, a->name);
+        if (!rc)
+            rc = gw_buf_puts(out, "='");
+        if (!rc)
+            rc = gw_xml_escape(out, a->value, strlen(a->value));
+        if (!rc)
+            rc = gw_buf_puts(out, "'");
+    }
+    if (rc)
+        return rc;
+    if (!el->children) {
+        rc = gw_buf_puts(out, "/>");
+    } else {
+        rc = gw_buf_puts(out, ">");
+        for (const struct gw_xml *c = el->children; !rc && c; c = c->next) {
+            if (c->kind == GW_XML_TEXT)
+                rc = gw_xml_escape(out, c->text, c->text_len);
+            else
+                rc = ser_element(s, c, depth + 1);
+        }
+        if (!rc)
+            rc = gw_buf_printf(out, "</%s%s%s>", prefix ? prefix : "", prefix ? ":" : "", el->name);
+    }
+    s->n = mark;
+    return rc;
+}
+
+int gw_xml_serialize(struct gw_buf *out, const struct gw_xml *el, const char *default_ns)
+{
+    struct ser *s = gw_malloc(sizeof *s);
+    s->out = out;
+    s->n = 0;
+    s->sc[s->n++] = (struct scope){"xml", GW_NS_XML};
+    if (default_ns)
+        s->sc[s->n++] = (struct scope){NULL, default_ns};
+    size_t start = out->len;
+    int rc = ser_element(s, el, 0);
+    if (rc)
+        out->len = start; /* leave nothing half-written */
+    if (out->data)
+        out->data[out->len] = '\0';
+    free(s);
+    return rc;
+}
