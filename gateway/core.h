@@ -17,6 +17,7 @@ struct gw_core {
     struct gw_store *store;
     struct gw_registry *reg;
     struct gw_rand *rand;
+    void *upstream_shared; /* xmpp/upstream.c's process-wide TLS client state */
     char node_id[64];
     bool draining; /* set by SIGTERM: no new sessions */
 };

@@ -222,6 +222,8 @@ static void on_message(void *state, const char *data, size_t len)
             end_stream(x, "policy-violation", NULL, GW_WS_CLOSE_NORMAL);
         else if (rc == GW_EINVAL)
             end_stream(x, "invalid-xml", NULL, GW_WS_CLOSE_NORMAL);
+        else if (rc == GW_EAGAIN) /* sent before the stream was open */
+            end_stream(x, "not-authorized", NULL, GW_WS_CLOSE_NORMAL);
     }
     gw_xml_free(el);
 }

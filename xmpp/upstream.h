@@ -30,6 +30,11 @@ struct gw_upstream_handlers {
     void (*closed)(void *arg, int err, const char *condition, const struct gw_xml *error_el);
 };
 
+/* Sets up what all upstream streams share (the TLS client configuration and CA chain, loaded
+ * once). Returns 0, or GW_ECONFIG with the reason in err. */
+int gw_upstream_global_init(struct gw_core *core, char *err, size_t errlen);
+void gw_upstream_global_free(struct gw_core *core);
+
 /* Returns an owned upstream; nothing is connected yet. handlers is copied, arg borrowed. */
 struct gw_upstream *gw_upstream_new(struct gw_core *core, const struct gw_upstream_handlers *h,
                                     void *arg);
@@ -46,7 +51,8 @@ size_t gw_upstream_queued(const struct gw_upstream *up);
 /* Stops or resumes reading from the server (backpressure when the client is slow). */
 void gw_upstream_pause(struct gw_upstream *up, bool paused);
 /* Ends the stream: sends </stream:stream>, flushes, and closes the socket once the server
- * closes its side or after a short grace period. closed() is not called for this. */
+ * closes its side or after a short grace period. No handler is called any more, and the object
+ * releases itself when done: the caller must not use up afterwards. */
 void gw_upstream_close(struct gw_upstream *up);
 /* Closes the socket at once (if still open) and frees the object at a safe point. Safe from
  * inside any handler. */

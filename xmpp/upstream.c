@@ -1,0 +1,775 @@
+/* The upstream c2s stream of one session.
+ *
+ * States: resolving/connecting → header sent → (STARTTLS: starttls sent → TLS handshake →
+ * header sent again) → open. The client never sees the pre-TLS stream: its header is held back
+ * and its features consumed, so open() and stanza() see the post-TLS stream only. Plain bytes
+ * queue in one capped buffer and are written (through mbedTLS once TLS is up) as soon as the
+ * socket takes them; the writable watcher is armed only after a short write. Reads drain both
+ * the socket and mbedTLS's own buffer before the loop sleeps. The object is freed only once its
+ * libuv handles have closed, so a handler may free it at any time. */
+#include "xmpp/upstream.h"
+
+#include "gateway/err.h"
+#include "gateway/log.h"
+#include "gateway/mem.h"
+#include "gateway/rand.h"
+#include "xmpp/stream.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <mbedtls/error.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READ_CHUNK     4096
+#define READ_BUDGET    (64 * 1024) /* bytes read per wakeup, so one stream cannot hog the loop */
+#define CLOSE_GRACE_MS 2000
+
+struct shared {
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt ca;
+};
+
+enum state {
+    ST_IDLE,
+    ST_RESOLVING,
+    ST_CONNECTING,
+    ST_STREAM,   /* header sent, waiting for or reading the stream */
+    ST_STARTTLS, /* <starttls/> sent, waiting for <proceed/> */
+    ST_HANDSHAKE,
+    ST_CLOSING,
+    ST_DEAD,
+};
+
+struct gw_upstream {
+    struct gw_core *core;
+    struct gw_upstream_handlers h;
+    void *arg;
+    enum state state;
+    int fd;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    unsigned open_handles;
+    bool poll_started;
+    bool resolving;
+    bool tls_phase_done; /* TLS is up, or it will not be used on this stream */
+    bool paused;
+    bool write_blocked;
+    bool freed;
+    struct gw_stream *parser;
+    mbedtls_ssl_context *ssl;
+    struct gw_xml *held_header; /* pre-TLS header in opportunistic mode, until we know */
+    struct gw_buf out;
+    char *domain;
+    char *lang;
+};
+
+static void on_io(uv_poll_t *h, int status, int events);
+static void flush(struct gw_upstream *up);
+
+/* ---- shared TLS configuration ---- */
+
+static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+    (void)crt;
+    (void)depth;
+    const struct gw_config *cfg = ctx;
+    if (!cfg->upstream_verify_hostname)
+        *flags &= ~(uint32_t)MBEDTLS_X509_BADCERT_CN_MISMATCH;
+    return 0;
+}
+
+int gw_upstream_global_init(struct gw_core *core, char *err, size_t errlen)
+{
+    const struct gw_config *cfg = core->cfg;
+    struct shared *sh = gw_calloc(1, sizeof *sh);
+    mbedtls_ssl_config_init(&sh->conf);
+    mbedtls_x509_crt_init(&sh->ca);
+    core->upstream_shared = sh;
+    if (mbedtls_ssl_config_defaults(&sh->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                    MBEDTLS_SSL_PRESET_DEFAULT) != 0) {
+        snprintf(err, errlen, "mbedtls config failed");
+        return GW_ECONFIG;
+    }
+    mbedtls_ssl_conf_rng(&sh->conf, gw_rand_mbedtls, core->rand);
+    mbedtls_ssl_conf_min_version(&sh->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
+                                 MBEDTLS_SSL_MINOR_VERSION_3);
+    mbedtls_ssl_conf_renegotiation(&sh->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
+    mbedtls_ssl_conf_verify(&sh->conf, verify_cb, (void *)cfg);
+    if (cfg->upstream_tls != GW_TLS_OFF && cfg->upstream_verify_cert) {
+        int rc = mbedtls_x509_crt_parse_file(&sh->ca, cfg->upstream_ca_file);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot load upstream_ca_file %s", cfg->upstream_ca_file);
+            return GW_ECONFIG;
+        }
+        mbedtls_ssl_conf_ca_chain(&sh->conf, &sh->ca, NULL);
+        mbedtls_ssl_conf_authmode(&sh->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    } else {
+        mbedtls_ssl_conf_authmode(&sh->conf, MBEDTLS_SSL_VERIFY_NONE);
+    }
+    return 0;
+}
+
+void gw_upstream_global_free(struct gw_core *core)
+{
+    struct shared *sh = core->upstream_shared;
+    if (!sh)
+        return;
+    mbedtls_ssl_config_free(&sh->conf);
+    mbedtls_x509_crt_free(&sh->ca);
+    free(sh);
+    core->upstream_shared = NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static void release(struct gw_upstream *up)
+{
+    if (up->open_handles > 0 || up->resolving)
+        return;
+    gw_stream_free(up->parser);
+    if (up->ssl) {
+        mbedtls_ssl_free(up->ssl);
+        free(up->ssl);
+    }
+    gw_xml_free(up->held_header);
+    gw_buf_free(&up->out);
+    free(up->domain);
+    free(up->lang);
+    free(up);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct gw_upstream *up = h->data;
+    up->open_handles--;
+    release(up);
+}
+
+/* Closes the socket and handles; the memory goes once libuv is done with the handles. */
+static void teardown(struct gw_upstream *up)
+{
+    up->state = ST_DEAD;
+    uv_timer_stop(&up->timer);
+    if (up->poll_started) {
+        uv_poll_stop(&up->poll);
+        if (!uv_is_closing((uv_handle_t *)&up->poll))
+            uv_close((uv_handle_t *)&up->poll, on_handle_closed);
+        up->poll_started = false;
+    }
+    if (up->fd >= 0) {
+        close(up->fd);
+        up->fd = -1;
+    }
+}
+
+/* The stream failed or ended: tell the owner once; it frees us. */
+static void finish(struct gw_upstream *up, int err, const char *condition,
+                   const struct gw_xml *error_el)
+{
+    if (up->state == ST_DEAD)
+        return;
+    if (up->state == ST_CLOSING) { /* we were ending it anyway: nobody to tell */
+        gw_upstream_free(up);
+        return;
+    }
+    if (err)
+        GW_INFO("upstream.closed", "domain=%s err=\"%s\" condition=%s",
+                up->domain ? up->domain : "-", gw_strerror(err), condition ? condition : "-");
+    teardown(up);
+    if (up->h.closed && !up->freed)
+        up->h.closed(up->arg, err, condition, error_el);
+}
+
+struct gw_upstream *gw_upstream_new(struct gw_core *core, const struct gw_upstream_handlers *h,
+                                    void *arg)
+{
+    struct gw_upstream *up = gw_calloc(1, sizeof *up);
+    up->core = core;
+    up->h = *h;
+    up->arg = arg;
+    up->fd = -1;
+    gw_buf_init(&up->out, core->cfg->limit_queue_bytes);
+    uv_timer_init(core->loop, &up->timer);
+    up->timer.data = up;
+    up->open_handles = 1;
+    return up;
+}
+
+void gw_upstream_free(struct gw_upstream *up)
+{
+    if (!up || up->freed)
+        return;
+    up->freed = true;
+    teardown(up);
+    if (!uv_is_closing((uv_handle_t *)&up->timer))
+        uv_close((uv_handle_t *)&up->timer, on_handle_closed);
+}
+
+/* ---- writing ---- */
+
+static int queue(struct gw_upstream *up, const char *s, size_t n)
+{
+    return gw_buf_append(&up->out, s, n);
+}
+
+static void update_poll(struct gw_upstream *up)
+{
+    if (!up->poll_started || up->state == ST_DEAD)
+        return;
+    int ev = 0;
+    if (!up->paused || up->state != ST_STREAM)
+        ev |= UV_READABLE;
+    if (up->write_blocked || up->state == ST_CONNECTING)
+        ev |= UV_WRITABLE;
+    uv_poll_start(&up->poll, ev, on_io);
+}
+
+static void fail_io(struct gw_upstream *up, int err, const char *what, int code)
+{
+    GW_INFO("upstream.io_error", "what=%s code=%d", what, code);
+    finish(up, err, up->state == ST_CLOSING ? NULL : "remote-connection-failed", NULL);
+}
+
+static void flush(struct gw_upstream *up)
+{
+    if (up->state == ST_DEAD || up->state == ST_IDLE || up->state == ST_RESOLVING ||
+        up->state == ST_CONNECTING || up->state == ST_HANDSHAKE)
+        return;
+    bool was_blocked = up->write_blocked;
+    up->write_blocked = false;
+    while (up->out.len > 0) {
+        ssize_t n;
+        if (up->ssl) {
+            int rc = mbedtls_ssl_write(up->ssl, (const unsigned char *)up->out.data, up->out.len);
+            if (rc == MBEDTLS_ERR_SSL_WANT_WRITE || rc == MBEDTLS_ERR_SSL_WANT_READ) {
+                up->write_blocked = true;
+                break;
+            }
+            if (rc < 0) {
+                fail_io(up, GW_ETLS, "tls_write", rc);
+                return;
+            }
+            n = rc;
+        } else {
+            n = send(up->fd, up->out.data, up->out.len, MSG_NOSIGNAL);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                up->write_blocked = true;
+                break;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                fail_io(up, GW_EIO, "write", errno);
+                return;
+            }
+        }
+        gw_buf_consume(&up->out, (size_t)n);
+    }
+    if (up->out.len == 0 && up->out.cap > 8192)
+        gw_buf_free(&up->out); /* idle streams keep no big buffer */
+    if (was_blocked != up->write_blocked)
+        update_poll(up);
+}
+
+static int send_header(struct gw_upstream *up)
+{
+    struct gw_buf *b = &up->out;
+    int rc = gw_buf_puts(b, "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                            "xmlns:stream='http://etherx.jabber.org/streams' to='");
+    if (!rc)
+        rc = gw_xml_escape(b, up->domain, strlen(up->domain));
+    if (!rc && up->lang) {
+        rc = gw_buf_puts(b, "' xml:lang='");
+        if (!rc)
+            rc = gw_xml_escape(b, up->lang, strlen(up->lang));
+    }
+    if (!rc)
+        rc = gw_buf_puts(b, "' version='1.0'>");
+    flush(up);
+    return rc;
+}
+
+/* ---- TLS ---- */
+
+static int bio_send(void *ctx, const unsigned char *buf, size_t len)
+{
+    struct gw_upstream *up = ctx;
+    ssize_t n = send(up->fd, buf, len, MSG_NOSIGNAL);
+    if (n >= 0)
+        return (int)n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return MBEDTLS_ERR_SSL_WANT_WRITE;
+    return MBEDTLS_ERR_NET_SEND_FAILED;
+}
+
+static int bio_recv(void *ctx, unsigned char *buf, size_t len)
+{
+    struct gw_upstream *up = ctx;
+    ssize_t n = recv(up->fd, buf, len, 0);
+    if (n > 0)
+        return (int)n;
+    if (n == 0)
+        return MBEDTLS_ERR_SSL_CONN_EOF;
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+        return MBEDTLS_ERR_SSL_WANT_READ;
+    return MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+static void handshake(struct gw_upstream *up)
+{
+    int rc = mbedtls_ssl_handshake(up->ssl);
+    if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+        up->write_blocked = rc == MBEDTLS_ERR_SSL_WANT_WRITE;
+        update_poll(up);
+        return;
+    }
+    if (rc != 0) {
+        char why[160] = "";
+        uint32_t flags = mbedtls_ssl_get_verify_result(up->ssl);
+        if (flags && flags != (uint32_t)-1)
+            mbedtls_x509_crt_verify_info(why, sizeof why, "", flags);
+        else
+            mbedtls_strerror(rc, why, sizeof why);
+        for (char *p = why; *p; p++)
+            if (*p == '\n' || *p == '"')
+                *p = ' ';
+        GW_WARN("upstream.tls_failed", "domain=%s reason=\"%s\"", up->domain, why);
+        finish(up, GW_ETLS, "remote-connection-failed", NULL);
+        return;
+    }
+    uv_timer_stop(&up->timer);
+    up->write_blocked = false;
+    up->tls_phase_done = true;
+    up->state = ST_STREAM;
+    GW_DEBUG("upstream.tls", "domain=%s suite=%s", up->domain,
+             mbedtls_ssl_get_ciphersuite(up->ssl));
+    update_poll(up);
+    if (send_header(up) != 0)
+        finish(up, GW_ELIMIT, "undefined-condition", NULL);
+}
+
+static struct gw_stream *new_parser(struct gw_upstream *up);
+
+static void start_tls(struct gw_upstream *up)
+{
+    struct shared *sh = up->core->upstream_shared;
+    up->ssl = gw_malloc(sizeof *up->ssl);
+    mbedtls_ssl_init(up->ssl);
+    if (mbedtls_ssl_setup(up->ssl, &sh->conf) != 0 ||
+        mbedtls_ssl_set_hostname(up->ssl, up->domain) != 0) {
+        finish(up, GW_ETLS, "remote-connection-failed", NULL);
+        return;
+    }
+    mbedtls_ssl_set_bio(up->ssl, up, bio_send, bio_recv, NULL);
+    up->state = ST_HANDSHAKE;
+    /* Bytes after <proceed/> are TLS, never plain XML (STARTTLS command injection): the old
+     * parser is dropped with whatever it still held, and the new stream gets a new one. */
+    gw_stream_free(up->parser);
+    up->parser = new_parser(up);
+    handshake(up);
+}
+
+/* ---- parser handlers ---- */
+
+static void p_open(void *arg, const struct gw_xml *root)
+{
+    struct gw_upstream *up = arg;
+    if (!up->tls_phase_done) {
+        gw_xml_free(up->held_header);
+        up->held_header = gw_xml_copy(root);
+        return;
+    }
+    if (up->h.open)
+        up->h.open(up->arg, root);
+}
+
+static const char *stream_error_condition(const struct gw_xml *err)
+{
+    for (const struct gw_xml *c = err->children; c; c = c->next)
+        if (c->kind == GW_XML_ELEMENT && c->ns && strcmp(c->ns, GW_NS_STREAMS) == 0 &&
+            strcmp(c->name, "text") != 0)
+            return c->name;
+    return "undefined-condition";
+}
+
+static void p_stanza(void *arg, struct gw_xml *el)
+{
+    struct gw_upstream *up = arg;
+    if (gw_xml_is(el, GW_NS_STREAM, "error")) {
+        finish(up, GW_EPROTO, stream_error_condition(el), el);
+        gw_xml_free(el);
+        return;
+    }
+    if (up->state == ST_STARTTLS) {
+        if (gw_xml_is(el, GW_NS_TLS, "proceed"))
+            start_tls(up);
+        else
+            finish(up, GW_ETLS, "remote-connection-failed", NULL);
+        gw_xml_free(el);
+        return;
+    }
+    if (!up->tls_phase_done && gw_xml_is(el, GW_NS_STREAM, "features")) {
+        if (gw_xml_child(el, GW_NS_TLS, "starttls")) {
+            gw_xml_free(el);
+            up->state = ST_STARTTLS;
+            if (queue(up, "<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>", 51) != 0)
+                finish(up, GW_ELIMIT, "undefined-condition", NULL);
+            else
+                flush(up);
+            return;
+        }
+        if (up->core->cfg->upstream_tls == GW_TLS_REQUIRED) {
+            GW_WARN("upstream.no_starttls", "domain=%s detail=\"server did not offer STARTTLS\"",
+                    up->domain);
+            gw_xml_free(el);
+            finish(up, GW_ETLS, "remote-connection-failed", NULL);
+            return;
+        }
+        GW_WARN("upstream.plaintext",
+                "domain=%s detail=\"no STARTTLS offered; continuing in "
+                "plain text (upstream_tls = starttls)\"",
+                up->domain);
+        up->tls_phase_done = true;
+        uv_timer_stop(&up->timer);
+        if (up->held_header && up->h.open)
+            up->h.open(up->arg, up->held_header);
+        gw_xml_free(up->held_header);
+        up->held_header = NULL;
+        if (up->state == ST_DEAD) {
+            gw_xml_free(el);
+            return;
+        }
+    }
+    if (up->state == ST_CLOSING) {
+        gw_xml_free(el);
+        return;
+    }
+    up->h.stanza(up->arg, el);
+}
+
+static void p_close(void *arg)
+{
+    struct gw_upstream *up = arg;
+    if (up->state == ST_CLOSING) {
+        teardown(up);
+        gw_upstream_free(up);
+        return;
+    }
+    finish(up, 0, NULL, NULL);
+}
+
+static void p_error(void *arg, const char *condition, const char *text)
+{
+    struct gw_upstream *up = arg;
+    GW_WARN("upstream.bad_xml", "domain=%s condition=%s", up->domain ? up->domain : "-", condition);
+    (void)text;
+    if (up->state == ST_CLOSING) {
+        teardown(up);
+        gw_upstream_free(up);
+        return;
+    }
+    finish(up, GW_EPROTO, "undefined-condition", NULL);
+}
+
+static const struct gw_stream_handlers parser_handlers = {p_open, p_stanza, p_close, p_error};
+
+static struct gw_stream *new_parser(struct gw_upstream *up)
+{
+    const struct gw_config *cfg = up->core->cfg;
+    struct gw_xml_limits lim = {cfg->limit_stanza_bytes, cfg->limit_xml_depth,
+                                cfg->limit_xml_attrs};
+    return gw_stream_new(&lim, &parser_handlers, up);
+}
+
+/* ---- reading ---- */
+
+static void on_eof(struct gw_upstream *up)
+{
+    if (up->state == ST_CLOSING) {
+        teardown(up);
+        gw_upstream_free(up);
+        return;
+    }
+    finish(up, GW_EIO, "remote-connection-failed", NULL);
+}
+
+static void on_timeout(uv_timer_t *t);
+
+static void do_read(struct gw_upstream *up)
+{
+    char buf[READ_CHUNK];
+    size_t budget = READ_BUDGET;
+    while (budget > 0 &&
+           (up->state == ST_STREAM || up->state == ST_STARTTLS || up->state == ST_CLOSING)) {
+        if (up->paused && up->state == ST_STREAM)
+            return;
+        ssize_t n;
+        if (up->ssl) {
+            int rc = mbedtls_ssl_read(up->ssl, (unsigned char *)buf, sizeof buf);
+            if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_WANT_WRITE)
+                return;
+            if (rc == 0 || rc == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY ||
+                rc == MBEDTLS_ERR_SSL_CONN_EOF) {
+                on_eof(up);
+                return;
+            }
+            if (rc < 0) {
+                fail_io(up, GW_ETLS, "tls_read", rc);
+                return;
+            }
+            n = rc;
+        } else {
+            n = recv(up->fd, buf, sizeof buf, 0);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                return;
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0) {
+                fail_io(up, GW_EIO, "read", errno);
+                return;
+            }
+            if (n == 0) {
+                on_eof(up);
+                return;
+            }
+        }
+        budget -= (size_t)n < budget ? (size_t)n : budget;
+        gw_stream_feed(up->parser, buf, (size_t)n);
+        if (up->state == ST_HANDSHAKE) /* <proceed/> arrived: the rest is TLS */
+            return;
+    }
+    /* Budget spent with data possibly left in mbedTLS's buffer: come back next iteration
+     * instead of sleeping on a socket that may have nothing more to say. */
+    if (up->ssl && budget == 0 && mbedtls_ssl_get_bytes_avail(up->ssl) > 0 && up->state != ST_DEAD)
+        uv_timer_start(&up->timer, on_timeout, 0, 0);
+}
+
+/* ---- connecting ---- */
+
+static void on_timeout(uv_timer_t *t)
+{
+    struct gw_upstream *up = t->data;
+    switch (up->state) {
+    case ST_CLOSING:
+        teardown(up);
+        gw_upstream_free(up);
+        break;
+    case ST_RESOLVING:
+    case ST_CONNECTING:
+    case ST_HANDSHAKE:
+    case ST_STARTTLS:
+        GW_INFO("upstream.timeout", "domain=%s state=%d", up->domain, up->state);
+        finish(up, GW_ETIMEDOUT, "remote-connection-failed", NULL);
+        break;
+    default:
+        do_read(up); /* resumed reading of bytes mbedTLS had buffered */
+        break;
+    }
+}
+
+static void connected(struct gw_upstream *up)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(up->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+        GW_INFO("upstream.connect_failed", "addr=%s:%u err=\"%s\"", up->core->cfg->upstream.host,
+                up->core->cfg->upstream.port, strerror(err ? err : errno));
+        finish(up, GW_EIO, "remote-connection-failed", NULL);
+        return;
+    }
+    up->state = ST_STREAM;
+    if (up->core->cfg->upstream_tls == GW_TLS_OFF)
+        up->tls_phase_done = true;
+    else
+        uv_timer_start(&up->timer, on_timeout, up->core->cfg->upstream_connect_timeout_ms, 0);
+    update_poll(up);
+    flush(up);
+}
+
+static void on_io(uv_poll_t *h, int status, int events)
+{
+    struct gw_upstream *up = h->data;
+    if (up->state == ST_DEAD)
+        return;
+    if (status < 0 && up->state != ST_CONNECTING) {
+        fail_io(up, GW_EIO, "poll", status);
+        return;
+    }
+    if (up->state == ST_CONNECTING) {
+        connected(up);
+        return;
+    }
+    if (up->state == ST_HANDSHAKE) {
+        handshake(up);
+        return;
+    }
+    if (events & UV_WRITABLE)
+        flush(up);
+    if ((events & UV_READABLE) && up->state != ST_DEAD)
+        do_read(up);
+}
+
+static void start_connect(struct gw_upstream *up, const struct sockaddr *sa, socklen_t salen)
+{
+    up->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (up->fd < 0) {
+        finish(up, GW_EIO, "remote-connection-failed", NULL);
+        return;
+    }
+    int one = 1;
+    setsockopt(up->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(up->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    uv_poll_init(up->core->loop, &up->poll, up->fd);
+    up->poll.data = up;
+    up->poll_started = true;
+    up->open_handles++;
+    up->state = ST_CONNECTING;
+    uv_timer_start(&up->timer, on_timeout, up->core->cfg->upstream_connect_timeout_ms, 0);
+    if (connect(up->fd, sa, salen) != 0 && errno != EINPROGRESS) {
+        GW_INFO("upstream.connect_failed", "addr=%s:%u err=\"%s\"", up->core->cfg->upstream.host,
+                up->core->cfg->upstream.port, strerror(errno));
+        finish(up, GW_EIO, "remote-connection-failed", NULL);
+        return;
+    }
+    update_poll(up);
+}
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+    struct gw_upstream *up = req->data;
+    free(req);
+    up->resolving = false;
+    if (up->freed || up->state != ST_RESOLVING) {
+        uv_freeaddrinfo(res);
+        release(up);
+        return;
+    }
+    if (status < 0 || !res) {
+        GW_WARN("upstream.resolve_failed", "host=%s err=\"%s\"", up->core->cfg->upstream.host,
+                uv_strerror(status));
+        uv_freeaddrinfo(res);
+        finish(up, GW_EIO, "remote-connection-failed", NULL);
+        return;
+    }
+    start_connect(up, res->ai_addr, res->ai_addrlen);
+    uv_freeaddrinfo(res);
+}
+
+static void begin_connect(struct gw_upstream *up)
+{
+    const struct gw_hostport *hp = &up->core->cfg->upstream;
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+    memset(&v4, 0, sizeof v4);
+    memset(&v6, 0, sizeof v6);
+    if (inet_pton(AF_INET, hp->host, &v4.sin_addr) == 1) {
+        v4.sin_family = AF_INET;
+        v4.sin_port = htons(hp->port);
+        start_connect(up, (struct sockaddr *)&v4, sizeof v4);
+        return;
+    }
+    if (inet_pton(AF_INET6, hp->host, &v6.sin6_addr) == 1) {
+        v6.sin6_family = AF_INET6;
+        v6.sin6_port = htons(hp->port);
+        start_connect(up, (struct sockaddr *)&v6, sizeof v6);
+        return;
+    }
+    char port[8];
+    snprintf(port, sizeof port, "%u", hp->port);
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    uv_getaddrinfo_t *req = gw_malloc(sizeof *req);
+    req->data = up;
+    up->state = ST_RESOLVING;
+    up->resolving = true;
+    if (uv_getaddrinfo(up->core->loop, req, on_resolved, hp->host, port, &hints) != 0) {
+        free(req);
+        up->resolving = false;
+        finish(up, GW_EIO, "remote-connection-failed", NULL);
+    }
+}
+
+/* ---- public operations ---- */
+
+int gw_upstream_open(struct gw_upstream *up, const char *domain, const char *lang)
+{
+    if (up->state == ST_DEAD || up->state == ST_CLOSING)
+        return GW_ECLOSED;
+    free(up->domain);
+    free(up->lang);
+    up->domain = gw_strdup(domain);
+    up->lang = lang ? gw_strdup(lang) : NULL;
+    if (up->state == ST_IDLE) {
+        up->parser = new_parser(up);
+        int rc = send_header(up); /* queued until the connection is up */
+        if (rc)
+            return rc;
+        begin_connect(up);
+        return 0;
+    }
+    /* A restart (after SASL success): the old stream's bytes are all consumed. */
+    if (!up->tls_phase_done)
+        return GW_EPROTO;
+    gw_stream_reset(up->parser);
+    return send_header(up);
+}
+
+int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el)
+{
+    if (up->state == ST_DEAD || up->state == ST_CLOSING)
+        return GW_ECLOSED;
+    /* Nothing of the client's may leave before the stream it was shown (after TLS) is open:
+     * a client pipelining credentials must not get them sent ahead of STARTTLS. */
+    if (!up->tls_phase_done || up->state != ST_STREAM)
+        return GW_EAGAIN;
+    size_t before = up->out.len;
+    int rc = gw_xml_serialize(&up->out, el, GW_NS_CLIENT);
+    if (rc) {
+        up->out.len = before;
+        return rc;
+    }
+    flush(up);
+    return 0;
+}
+
+size_t gw_upstream_queued(const struct gw_upstream *up)
+{
+    return up->out.len;
+}
+
+void gw_upstream_pause(struct gw_upstream *up, bool paused)
+{
+    if (up->paused == paused || up->state == ST_DEAD)
+        return;
+    up->paused = paused;
+    update_poll(up);
+    if (!paused && up->ssl && mbedtls_ssl_get_bytes_avail(up->ssl) > 0)
+        uv_timer_start(&up->timer, on_timeout, 0, 0);
+}
+
+void gw_upstream_close(struct gw_upstream *up)
+{
+    if (!up || up->freed)
+        return;
+    if (up->state != ST_STREAM || !up->tls_phase_done) {
+        gw_upstream_free(up);
+        return;
+    }
+    queue(up, "</stream:stream>", 16);
+    flush(up);
+    up->state = ST_CLOSING;
+    up->paused = false;
+    update_poll(up);
+    uv_timer_start(&up->timer, on_timeout, CLOSE_GRACE_MS, 0);
+}
