@@ -74,11 +74,18 @@ static void on_drain_timeout(uv_timer_t *t)
     finish(a);
 }
 
+static void on_drained(uv_timer_t *t)
+{
+    finish(t->data);
+}
+
+/* Called from inside a front end's close path (an lws callback, say): the teardown that
+ * destroys the listeners must wait for the next loop iteration. */
 static void on_registry_empty(void *arg)
 {
     struct app *a = arg;
-    if (a->core.draining)
-        finish(a);
+    if (a->core.draining && !a->stopping)
+        uv_timer_start(&a->drain_timer, on_drained, 0, 0);
 }
 
 static void on_signal(uv_signal_t *h, int signum)

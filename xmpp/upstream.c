@@ -384,6 +384,8 @@ static void start_tls(struct gw_upstream *up)
 static void p_open(void *arg, const struct gw_xml *root)
 {
     struct gw_upstream *up = arg;
+    if (up->state == ST_CLOSING || up->state == ST_DEAD)
+        return;
     if (!up->tls_phase_done) {
         gw_xml_free(up->held_header);
         up->held_header = gw_xml_copy(root);
