@@ -1,0 +1,700 @@
+/* The Redis store: hiredis async on the gateway's libuv loop through our own adapter.
+ *
+ * hiredis 0.14 has no command timeouts, so each connection keeps its commands in a FIFO with a
+ * deadline each (replies arrive in order) and one timer armed for the oldest. When it fires,
+ * every pending command fails with GW_ETIMEDOUT and the connection is dropped and rebuilt with
+ * exponential backoff and jitter: one stuck reply means the connection cannot be trusted. A
+ * second connection carries pub/sub (SUBSCRIBE turns a connection into a receiver) and
+ * subscribes again after every reconnect. While a connection is down, commands fail at once
+ * (from the loop) with GW_EUNAVAIL: Redis adds resumability and cross-node state, and callers
+ * decide how to degrade.
+ *
+ * hiredis 0.14.1 predates `maxelements` (CVE-2021-32765, fixed in 1.0.1): replies are only
+ * read from a Redis we trust, for keys whose size the gateway bounded when writing them. */
+#include "gateway/store_impl.h"
+
+#include "gateway/err.h"
+#include "gateway/log.h"
+#include "gateway/mem.h"
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_PENDING    10000
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define MAX_ARGS       72
+
+static const char HSET_TTL[] =
+    "redis.call('HSET', KEYS[1], unpack(ARGV, 2)) "
+    "if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return 1";
+static const char SADD_TTL[] =
+    "local n = redis.call('SADD', KEYS[1], ARGV[2]) "
+    "if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n";
+static const char RPUSH_CAPPED[] =
+    "if redis.call('LLEN', KEYS[1]) >= tonumber(ARGV[2]) then return -1 end "
+    "local n = redis.call('RPUSH', KEYS[1], ARGV[1]) "
+    "if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end return n";
+static const char LPOP_N[] = "local n = math.min(tonumber(ARGV[1]), redis.call('LLEN', KEYS[1])) "
+                             "if n > 0 then redis.call('LTRIM', KEYS[1], n, -1) end return n";
+static const char INCR_TTL[] =
+    "local v = redis.call('INCR', KEYS[1]) "
+    "if v == 1 and tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
+    "return v";
+
+struct redis_store;
+
+struct pend {
+    struct pend *next;
+    struct gw_store *st;
+    uint64_t deadline;
+    gw_store_cb cb;
+    void *arg;
+    bool done;
+    bool capped; /* rpush_capped: -1 means full */
+};
+
+struct conn {
+    struct redis_store *rs;
+    redisAsyncContext *ac;
+    bool up;
+    bool is_sub;
+    uv_timer_t timer; /* connect deadline, oldest command deadline, or reconnect backoff */
+    uint64_t backoff;
+    struct pend *head, *tail;
+    size_t npending;
+};
+
+struct sub {
+    struct sub *next;
+    char *channel;
+    gw_store_msg_cb fn;
+    void *arg;
+};
+
+struct redis_store {
+    struct gw_store base;
+    char host[256];
+    int port, db;
+    struct conn cmd, sub;
+    struct sub *subs;
+    unsigned handles; /* libuv handles still open while closing */
+};
+
+/* One uv_poll per hiredis connection: hiredis's ev hooks turn interest on and off. */
+struct adapter {
+    uv_poll_t poll;
+    redisAsyncContext *ac;
+    int events;
+    struct redis_store *rs;
+};
+
+static void connect_conn(struct conn *c);
+static void subscribe_all(struct conn *c);
+
+/* ---- adapter ---- */
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    struct adapter *a = h->data;
+    if (!a->ac)
+        return;
+    if (status < 0)
+        events = a->events; /* let hiredis find the error itself */
+    if (events & UV_READABLE)
+        redisAsyncHandleRead(a->ac);
+    if (a->ac && (events & UV_WRITABLE))
+        redisAsyncHandleWrite(a->ac);
+}
+
+static void set_events(struct adapter *a, int ev)
+{
+    a->events = ev;
+    if (ev)
+        uv_poll_start(&a->poll, ev, on_poll);
+    else
+        uv_poll_stop(&a->poll);
+}
+
+static void ad_add_read(void *p)
+{
+    struct adapter *a = p;
+    set_events(a, a->events | UV_READABLE);
+}
+
+static void ad_del_read(void *p)
+{
+    struct adapter *a = p;
+    set_events(a, a->events & ~UV_READABLE);
+}
+
+static void ad_add_write(void *p)
+{
+    struct adapter *a = p;
+    set_events(a, a->events | UV_WRITABLE);
+}
+
+static void ad_del_write(void *p)
+{
+    struct adapter *a = p;
+    set_events(a, a->events & ~UV_WRITABLE);
+}
+
+static void handle_closed(uv_handle_t *h);
+
+static void adapter_closed(uv_handle_t *h)
+{
+    struct adapter *a = h->data;
+    struct redis_store *rs = a->rs;
+    free(a);
+    rs->handles--;
+    if (rs->base.closing && rs->handles == 0)
+        store_base_close(&rs->base);
+}
+
+static void ad_cleanup(void *p)
+{
+    struct adapter *a = p;
+    a->ac = NULL;
+    uv_poll_stop(&a->poll);
+    uv_close((uv_handle_t *)&a->poll, adapter_closed);
+}
+
+static int attach(struct redis_store *rs, redisAsyncContext *ac)
+{
+    struct adapter *a = gw_calloc(1, sizeof *a);
+    if (uv_poll_init(rs->base.loop, &a->poll, ac->c.fd) != 0) {
+        free(a);
+        return GW_EIO;
+    }
+    a->poll.data = a;
+    a->ac = ac;
+    a->rs = rs;
+    rs->handles++;
+    ac->ev.data = a;
+    ac->ev.addRead = ad_add_read;
+    ac->ev.delRead = ad_del_read;
+    ac->ev.addWrite = ad_add_write;
+    ac->ev.delWrite = ad_del_write;
+    ac->ev.cleanup = ad_cleanup;
+    return 0;
+}
+
+/* ---- pending commands and deadlines ---- */
+
+static void on_timer(uv_timer_t *t);
+
+static void arm(struct conn *c)
+{
+    if (c->head) {
+        uint64_t now = uv_now(c->rs->base.loop);
+        uv_timer_start(&c->timer, on_timer, c->head->deadline > now ? c->head->deadline - now : 0,
+                       0);
+    } else if (c->up) {
+        uv_timer_stop(&c->timer);
+    }
+}
+
+static void fail_pending(struct conn *c, int err)
+{
+    for (struct pend *p = c->head; p; p = p->next) {
+        if (!p->done) {
+            p->done = true;
+            store_complete(&c->rs->base, p->cb, p->arg, err, NULL);
+        }
+    }
+}
+
+static void schedule_reconnect(struct conn *c)
+{
+    if (c->rs->base.closing)
+        return;
+    c->backoff = c->backoff ? c->backoff * 2 : BACKOFF_MIN_MS;
+    if (c->backoff > BACKOFF_MAX_MS)
+        c->backoff = BACKOFF_MAX_MS;
+    uint64_t delay = c->backoff / 2 + (uint64_t)rand() % (c->backoff / 2 + 1); /* jitter */
+    uv_timer_start(&c->timer, on_timer, delay, 0);
+}
+
+/* Drops the connection: pending commands have already been failed by the caller. */
+static void drop_conn(struct conn *c, const char *why)
+{
+    redisAsyncContext *ac = c->ac;
+    bool was_up = c->up;
+    c->ac = NULL;
+    c->up = false;
+    if (was_up)
+        GW_WARN("store.disconnected", "backend=redis addr=%s:%d conn=%s reason=\"%s\"", c->rs->host,
+                c->rs->port, c->is_sub ? "pubsub" : "commands", why);
+    if (ac) {
+        ac->data = NULL;
+        redisAsyncFree(ac); /* calls each reply callback with NULL; they see done = true */
+    }
+    schedule_reconnect(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    if (!c->ac) {
+        connect_conn(c);
+        return;
+    }
+    if (!c->up) {
+        GW_WARN("store.connect_timeout", "backend=redis addr=%s:%d", c->rs->host, c->rs->port);
+        drop_conn(c, "connect timeout");
+        return;
+    }
+    if (c->head && c->head->deadline <= uv_now(c->rs->base.loop)) {
+        GW_WARN("store.timeout", "backend=redis pending=%zu", c->npending);
+        fail_pending(c, GW_ETIMEDOUT);
+        drop_conn(c, "command timeout");
+        return;
+    }
+    arm(c);
+}
+
+static void convert(const redisReply *r, struct gw_store_reply *out, struct gw_store_str *items,
+                    size_t max)
+{
+    out->integer = 0;
+    out->n = 0;
+    out->items = items;
+    switch (r->type) {
+    case REDIS_REPLY_INTEGER:
+        out->integer = r->integer;
+        break;
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+        items[0].ptr = r->str;
+        items[0].len = r->len;
+        out->n = 1;
+        break;
+    case REDIS_REPLY_ARRAY:
+        for (size_t i = 0; i < r->elements && out->n < max; i++) {
+            const redisReply *e = r->element[i];
+            if (e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS) {
+                items[out->n].ptr = e->str;
+                items[out->n++].len = e->len;
+            }
+        }
+        out->integer = (long long)out->n;
+        break;
+    default:
+        break;
+    }
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct pend *p = privdata;
+    struct conn *c = ac->data;
+    if (c) {
+        /* Replies come in order: p is the head. */
+        if (c->head == p) {
+            c->head = p->next;
+            if (!c->head)
+                c->tail = NULL;
+        } else {
+            for (struct pend *q = c->head; q; q = q->next)
+                if (q->next == p) {
+                    q->next = p->next;
+                    if (c->tail == p)
+                        c->tail = q;
+                    break;
+                }
+        }
+        c->npending--;
+    }
+    if (!p->done) {
+        const redisReply *r = reply;
+        if (!r) {
+            store_complete(p->st, p->cb, p->arg, GW_EUNAVAIL, NULL);
+        } else if (r->type == REDIS_REPLY_ERROR) {
+            GW_WARN("store.error", "backend=redis reply=\"%.*s\"",
+                    (int)(r->len > 120 ? 120 : r->len), r->str);
+            store_complete(p->st, p->cb, p->arg, GW_EINVAL, NULL);
+        } else if (p->capped && r->type == REDIS_REPLY_INTEGER && r->integer < 0) {
+            store_complete(p->st, p->cb, p->arg, GW_ELIMIT, NULL);
+        } else {
+            size_t max = r->type == REDIS_REPLY_ARRAY ? r->elements : 1;
+            struct gw_store_str *items = gw_calloc(max ? max : 1, sizeof *items);
+            struct gw_store_reply out;
+            convert(r, &out, items, max);
+            store_complete(p->st, p->cb, p->arg, 0, &out);
+            free(items);
+        }
+    }
+    free(p);
+    if (c)
+        arm(c);
+}
+
+static int send_argv(struct conn *c, int argc, const char **argv, const size_t *lens,
+                     gw_store_cb cb, void *arg, bool capped)
+{
+    struct gw_store *st = &c->rs->base;
+    if (!c->up) {
+        store_complete(st, cb, arg, GW_EUNAVAIL, NULL);
+        return 0;
+    }
+    if (c->npending >= MAX_PENDING) {
+        store_complete(st, cb, arg, GW_EAGAIN, NULL);
+        return 0;
+    }
+    struct pend *p = gw_calloc(1, sizeof *p);
+    p->st = st;
+    p->deadline = uv_now(st->loop) + st->timeout_ms;
+    p->cb = cb;
+    p->arg = arg;
+    p->capped = capped;
+    if (redisAsyncCommandArgv(c->ac, on_reply, p, argc, argv, lens) != REDIS_OK) {
+        free(p);
+        store_complete(st, cb, arg, GW_EUNAVAIL, NULL);
+        return 0;
+    }
+    if (c->tail)
+        c->tail->next = p;
+    else
+        c->head = p;
+    c->tail = p;
+    c->npending++;
+    if (c->npending == 1)
+        arm(c);
+    return 0;
+}
+
+/* ---- connecting ---- */
+
+static void on_connected(const redisAsyncContext *ac, int status)
+{
+    struct conn *c = ac->data;
+    if (!c)
+        return;
+    if (status != REDIS_OK) {
+        GW_WARN("store.connect_failed", "backend=redis addr=%s:%d err=\"%s\"", c->rs->host,
+                c->rs->port, ac->errstr);
+        c->ac = NULL; /* hiredis frees it after this callback */
+        schedule_reconnect(c);
+        return;
+    }
+    c->up = true;
+    c->backoff = 0;
+    uv_timer_stop(&c->timer);
+    GW_INFO("store.connected", "backend=redis addr=%s:%d conn=%s", c->rs->host, c->rs->port,
+            c->is_sub ? "pubsub" : "commands");
+    if (c->rs->db != 0) {
+        char db[16];
+        snprintf(db, sizeof db, "%d", c->rs->db);
+        const char *argv[] = {"SELECT", db};
+        size_t lens[] = {6, strlen(db)};
+        if (c->is_sub)
+            redisAsyncCommandArgv(c->ac, NULL, NULL, 2, argv, lens);
+        else
+            send_argv(c, 2, argv, lens, NULL, NULL, false);
+    }
+    if (c->is_sub)
+        subscribe_all(c);
+}
+
+static void on_disconnected(const redisAsyncContext *ac, int status)
+{
+    struct conn *c = ac->data;
+    (void)status;
+    if (!c)
+        return;
+    /* hiredis has already called every pending reply callback with NULL. */
+    c->ac = NULL;
+    bool was_up = c->up;
+    c->up = false;
+    if (was_up)
+        GW_WARN("store.disconnected", "backend=redis addr=%s:%d conn=%s", c->rs->host, c->rs->port,
+                c->is_sub ? "pubsub" : "commands");
+    schedule_reconnect(c);
+}
+
+static void connect_conn(struct conn *c)
+{
+    struct redis_store *rs = c->rs;
+    redisAsyncContext *ac = redisAsyncConnect(rs->host, rs->port);
+    if (!ac || ac->err || attach(rs, ac) != 0) {
+        GW_WARN("store.connect_failed", "backend=redis addr=%s:%d err=\"%s\"", rs->host, rs->port,
+                ac ? ac->errstr : "out of memory");
+        if (ac)
+            redisAsyncFree(ac);
+        schedule_reconnect(c);
+        return;
+    }
+    ac->data = c;
+    ac->c.reader->maxbuf = 16 * 1024;
+    redisAsyncSetConnectCallback(ac, on_connected);
+    redisAsyncSetDisconnectCallback(ac, on_disconnected);
+    c->ac = ac;
+    uv_timer_start(&c->timer, on_timer, rs->base.timeout_ms, 0);
+}
+
+/* ---- pub/sub ---- */
+
+static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)privdata;
+    struct conn *c = ac->data;
+    const redisReply *r = reply;
+    if (!c || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+        return;
+    const redisReply *kind = r->element[0], *ch = r->element[1], *msg = r->element[2];
+    if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 ||
+        ch->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING)
+        return;
+    for (struct sub *s = c->rs->subs; s; s = s->next)
+        if (strcmp(s->channel, ch->str) == 0)
+            store_deliver_msg(&c->rs->base, s->fn, s->arg, s->channel,
+                              (struct gw_store_str){msg->str, msg->len});
+}
+
+static void send_subscribe(struct conn *c, const char *verb, const char *channel)
+{
+    const char *argv[] = {verb, channel};
+    size_t lens[] = {strlen(verb), strlen(channel)};
+    redisAsyncCommandArgv(c->ac, on_message, NULL, 2, argv, lens);
+}
+
+static void subscribe_all(struct conn *c)
+{
+    for (struct sub *s = c->rs->subs; s; s = s->next)
+        send_subscribe(c, "SUBSCRIBE", s->channel);
+}
+
+static int redis_subscribe(struct gw_store *st, const char *channel, gw_store_msg_cb fn, void *arg)
+{
+    struct redis_store *rs = (struct redis_store *)st;
+    struct sub *s = gw_calloc(1, sizeof *s);
+    s->channel = gw_strdup(channel);
+    s->fn = fn;
+    s->arg = arg;
+    s->next = rs->subs;
+    rs->subs = s;
+    if (!rs->sub.ac && !uv_is_active((uv_handle_t *)&rs->sub.timer))
+        connect_conn(&rs->sub);
+    else if (rs->sub.up)
+        send_subscribe(&rs->sub, "SUBSCRIBE", channel);
+    return 0;
+}
+
+static int redis_unsubscribe(struct gw_store *st, const char *channel)
+{
+    struct redis_store *rs = (struct redis_store *)st;
+    for (struct sub **ps = &rs->subs; *ps;) {
+        struct sub *s = *ps;
+        if (strcmp(s->channel, channel) == 0) {
+            *ps = s->next;
+            free(s->channel);
+            free(s);
+        } else {
+            ps = &s->next;
+        }
+    }
+    if (rs->sub.up) {
+        const char *argv[] = {"UNSUBSCRIBE", channel};
+        size_t lens[] = {11, strlen(channel)};
+        redisAsyncCommandArgv(rs->sub.ac, NULL, NULL, 2, argv, lens);
+    }
+    return 0;
+}
+
+/* ---- commands ---- */
+
+static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_store_cb cb, void *arg)
+{
+    struct redis_store *rs = (struct redis_store *)st;
+    const char *argv[MAX_ARGS];
+    size_t lens[MAX_ARGS];
+    int n = 0;
+    char num1[24], num2[24];
+#define ARG(s, l) (argv[n] = (s), lens[n] = (l), n++)
+#define ARGS(s)   ARG((s), strlen(s))
+#define ARGV(v)   ARG((v).ptr, (v).len)
+    bool capped = false;
+    switch (cmd->op) {
+    case OP_HSET:
+        if (cmd->n == 0 || cmd->n > (MAX_ARGS - 6) / 2)
+            return GW_EINVAL;
+        ARGS("EVAL");
+        ARGS(HSET_TTL);
+        ARGS("1");
+        ARGS(cmd->key);
+        snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+        ARGS(num1);
+        for (size_t i = 0; i < cmd->n; i++) {
+            ARGV(cmd->fields[i]);
+            ARGV(cmd->values[i]);
+        }
+        break;
+    case OP_HGETALL:
+        ARGS("HGETALL");
+        ARGS(cmd->key);
+        break;
+    case OP_DEL:
+        ARGS("DEL");
+        ARGS(cmd->key);
+        break;
+    case OP_EXPIRE:
+        ARGS("PEXPIRE");
+        ARGS(cmd->key);
+        snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+        ARGS(num1);
+        break;
+    case OP_SET:
+        ARGS("SET");
+        ARGS(cmd->key);
+        ARGV(cmd->values[0]);
+        if (cmd->ttl_ms) {
+            ARGS("PX");
+            snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+            ARGS(num1);
+        }
+        break;
+    case OP_GET:
+        ARGS("GET");
+        ARGS(cmd->key);
+        break;
+    case OP_SADD:
+        ARGS("EVAL");
+        ARGS(SADD_TTL);
+        ARGS("1");
+        ARGS(cmd->key);
+        snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+        ARGS(num1);
+        ARGV(cmd->values[0]);
+        break;
+    case OP_SREM:
+        ARGS("SREM");
+        ARGS(cmd->key);
+        ARGV(cmd->values[0]);
+        break;
+    case OP_SMEMBERS:
+        ARGS("SMEMBERS");
+        ARGS(cmd->key);
+        break;
+    case OP_RPUSH_CAPPED:
+        ARGS("EVAL");
+        ARGS(RPUSH_CAPPED);
+        ARGS("1");
+        ARGS(cmd->key);
+        ARGV(cmd->values[0]);
+        snprintf(num1, sizeof num1, "%zu", cmd->count);
+        ARGS(num1);
+        snprintf(num2, sizeof num2, "%llu", (unsigned long long)cmd->ttl_ms);
+        ARGS(num2);
+        capped = true;
+        break;
+    case OP_LRANGE:
+        ARGS("LRANGE");
+        ARGS(cmd->key);
+        snprintf(num1, sizeof num1, "%ld", cmd->start);
+        snprintf(num2, sizeof num2, "%ld", cmd->stop);
+        ARGS(num1);
+        ARGS(num2);
+        break;
+    case OP_LPOP_N:
+        ARGS("EVAL");
+        ARGS(LPOP_N);
+        ARGS("1");
+        ARGS(cmd->key);
+        snprintf(num1, sizeof num1, "%zu", cmd->count);
+        ARGS(num1);
+        break;
+    case OP_INCR:
+        ARGS("EVAL");
+        ARGS(INCR_TTL);
+        ARGS("1");
+        ARGS(cmd->key);
+        snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+        ARGS(num1);
+        break;
+    case OP_PUBLISH:
+        ARGS("PUBLISH");
+        ARGS(cmd->key);
+        ARGV(cmd->values[0]);
+        break;
+    }
+#undef ARG
+#undef ARGS
+#undef ARGV
+    return send_argv(&rs->cmd, n, argv, lens, cb, arg, capped);
+}
+
+static bool redis_available(const struct gw_store *st)
+{
+    const struct redis_store *rs = (const struct redis_store *)st;
+    return rs->cmd.up;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct conn *c = h->data;
+    struct redis_store *rs = c->rs;
+    rs->handles--;
+    if (rs->handles == 0)
+        store_base_close(&rs->base);
+}
+
+static void close_conn(struct conn *c)
+{
+    fail_pending(c, GW_ECLOSED);
+    if (c->ac) {
+        redisAsyncContext *ac = c->ac;
+        ac->data = NULL;
+        c->ac = NULL;
+        c->up = false;
+        redisAsyncFree(ac);
+    }
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, handle_closed);
+}
+
+static void redis_close(struct gw_store *st)
+{
+    struct redis_store *rs = (struct redis_store *)st;
+    rs->handles++; /* hold the count while closing both */
+    close_conn(&rs->cmd);
+    close_conn(&rs->sub);
+    while (rs->subs) {
+        struct sub *s = rs->subs;
+        rs->subs = s->next;
+        free(s->channel);
+        free(s);
+    }
+    if (--rs->handles == 0)
+        store_base_close(&rs->base);
+}
+
+static const struct store_backend redis_backend = {
+    "redis", redis_submit, redis_subscribe, redis_unsubscribe, redis_available, redis_close};
+
+static void init_conn(struct redis_store *rs, struct conn *c, bool is_sub)
+{
+    c->rs = rs;
+    c->is_sub = is_sub;
+    uv_timer_init(rs->base.loop, &c->timer);
+    c->timer.data = c;
+    rs->handles++;
+}
+
+int store_redis_open(uv_loop_t *loop, const char *host, int port, int db, uint64_t timeout_ms,
+                     struct gw_store **out)
+{
+    struct redis_store *rs = gw_calloc(1, sizeof *rs);
+    store_base_init(&rs->base, &redis_backend, loop, timeout_ms);
+    snprintf(rs->host, sizeof rs->host, "%s", host);
+    rs->port = port;
+    rs->db = db;
+    init_conn(rs, &rs->cmd, false);
+    init_conn(rs, &rs->sub, true);
+    connect_conn(&rs->cmd);
+    *out = &rs->base;
+    return 0;
+}
