@@ -14,6 +14,7 @@
 #include "gateway/mem.h"
 
 #include <libwebsockets.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,6 +132,20 @@ static int on_receive(struct gw_ws_conn *c, const char *in, size_t len)
     return 0;
 }
 
+/* Sends the close frame and ends the connection. With the libuv event loop, libwebsockets
+ * 4.1 drops the reason set by lws_close_reason() when the close starts from a writeable
+ * callback, so the frame is written here (opcode 4 is what lws-write.h reserves for close). */
+static int send_close(struct gw_ws_conn *c)
+{
+    unsigned char frame[LWS_PRE + 2 + sizeof c->close_reason];
+    size_t len = strlen(c->close_reason);
+    frame[LWS_PRE] = (unsigned char)(c->close_code >> 8);
+    frame[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
+    memcpy(frame + LWS_PRE + 2, c->close_reason, len);
+    lws_write(c->wsi, frame + LWS_PRE, 2 + len, (enum lws_write_protocol)4);
+    return -1;
+}
+
 static int on_writeable(struct gw_ws_conn *c)
 {
     struct out_msg *m = c->head;
@@ -154,11 +169,8 @@ static int on_writeable(struct gw_ws_conn *c)
         }
         return 0;
     }
-    if (c->closing) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
-        return -1;
-    }
+    if (c->closing)
+        return send_close(c);
     return 0;
 }
 
@@ -206,13 +218,21 @@ static int proto_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
         c->proto = proto_of(ws, wsi);
         lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
         c->state = c->proto ? c->proto->open(c->proto->arg, c) : NULL;
-        if (!c->state)
-            return abort_conn(c, GW_WS_CLOSE_POLICY, "connection refused");
+        if (!c->state) {
+            GW_INFO("ws.refuse", "peer=%s code=%u reason=\"connection refused\"", c->peer,
+                    GW_WS_CLOSE_POLICY);
+            c->closing = true;
+            c->close_code = GW_WS_CLOSE_POLICY;
+            snprintf(c->close_reason, sizeof c->close_reason, "connection refused");
+            lws_callback_on_writable(wsi);
+        }
         return 0;
     case LWS_CALLBACK_RECEIVE:
         return c && c->state ? on_receive(c, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return c && c->state ? on_writeable(c) : -1;
+        if (c && c->state)
+            return on_writeable(c);
+        return c && c->closing ? send_close(c) : -1;
     case LWS_CALLBACK_CLOSED:
         if (c && c->state) {
             void *state = c->state;

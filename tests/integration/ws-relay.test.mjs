@@ -1,0 +1,175 @@
+// RFC 7395 relay through mxgw with real clients: @xmpp/client over WebSocket through mxgw
+// (SCRAM-SHA-1, bind) talks to a second user connected to Prosody directly over TCP + STARTTLS;
+// the session record in Redis follows the session's life.
+//
+// With MXGW_IT_TARGET=prosody the WebSocket user talks to Prosody's own mod_websocket instead,
+// which validates the harness; the mxgw-only checks are skipped then.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import tls from "node:tls";
+import crypto from "node:crypto";
+import {
+  Env, USERS, TARGET_PROSODY, NS, DOMAIN, RawWs, guarded, exchangeMessages, waitUntil, xml,
+  tryParse,
+} from "./lib/env.mjs";
+
+let env;
+let gw;
+const wsUrl = () => (TARGET_PROSODY ? env.prosody.wsUrl : gw.wsUrl);
+const viaGateway = { skip: TARGET_PROSODY && "targets Prosody's own WebSocket (MXGW_IT_TARGET=prosody)" };
+
+before(async () => {
+  env = await Env.start();
+  if (!TARGET_PROSODY) gw = await env.startGateway();
+});
+
+after(async () => {
+  await env?.stop();
+});
+
+test("@xmpp/client logs in through the WebSocket with SCRAM-SHA-1 and exchanges messages with a direct TCP user",
+  { timeout: 30000 }, guarded(() => env, async () => {
+    const bob = await env.login({
+      service: env.prosody.tcpService, username: "bob", password: USERS.bob,
+    });
+    assert.ok(bob.socket instanceof tls.TLSSocket, "bob's TCP stream was upgraded with STARTTLS");
+    assert.equal(bob.socket.authorized, true, "bob verified Prosody's certificate against the test CA");
+
+    const alice = await env.login({
+      service: wsUrl(), username: "alice", password: USERS.alice, mechanism: "SCRAM-SHA-1",
+    });
+    assert.ok(alice.offeredMechanisms.includes("SCRAM-SHA-1"));
+    const auth = alice.sent.find((el) => el.is("auth", NS.sasl));
+    assert.ok(auth, "alice sent a SASL <auth/>");
+    assert.equal(auth.attrs.mechanism, "SCRAM-SHA-1");
+    assert.equal(alice.jid.bare().toString(), `alice@${DOMAIN}`);
+    assert.ok(alice.jid.getResource(), "a resource was bound");
+
+    await exchangeMessages(alice, bob, "relay");
+
+    // An IQ round trip to the server through the relay.
+    const pong = await alice.xmpp.iqCaller.request(
+      xml("iq", { type: "get", to: DOMAIN }, xml("ping", { xmlns: "urn:xmpp:ping" })), 10000);
+    assert.equal(pong.attrs.type, "result");
+
+    // A large stanza (inside the 16 KiB test limit) arrives intact in both directions.
+    const big = "x".repeat(12000) + crypto.randomBytes(8).toString("hex");
+    await alice.send(xml("message", { to: bob.jid.toString(), type: "chat" }, xml("body", {}, big)));
+    await bob.waitFor((s) => s.getChildText("body") === big, { what: "the 12 KB message" });
+    await bob.send(xml("message", { to: alice.jid.toString(), type: "chat" }, xml("body", {}, big)));
+    await alice.waitFor((s) => s.getChildText("body") === big, { what: "the 12 KB message" });
+
+    await alice.stop();
+    await bob.stop();
+  }));
+
+test("every WebSocket message carries exactly one element (raw client)", { timeout: 30000 },
+  guarded(() => env, async () => {
+    const bob = await env.login({ service: env.prosody.tcpService, username: "bob", password: USERS.bob });
+    const c = await RawWs.connect(wsUrl());
+    try {
+      assert.equal(c.ws.protocol, "xmpp", "the server selected the xmpp subprotocol");
+      const jid = await c.login("alice", USERS.alice);
+      assert.match(jid, /^alice@localhost\/raw-/);
+      // Three messages at once from bob: each must arrive as its own WebSocket message.
+      const bodies = [1, 2, 3].map((i) => `burst ${i} ${crypto.randomBytes(4).toString("hex")}`);
+      for (const b of bodies) await bob.send(xml("message", { to: jid, type: "chat" }, xml("body", {}, b)));
+      const got = [];
+      while (got.length < bodies.length) {
+        const text = await c.nextText();
+        const el = tryParse(text);
+        assert.ok(el, `a message that is not exactly one element: ${text}`);
+        if (el.is("message")) {
+          assert.equal(el.attrs.xmlns, NS.client, "stanzas carry xmlns='jabber:client'");
+          got.push(el.getChildText("body"));
+        }
+      }
+      assert.deepEqual(got, bodies, "messages arrive one per frame and in order");
+      c.send(`<close xmlns="${NS.framing}"/>`);
+      const { code, messages } = await c.waitClose();
+      const closes = messages.map(tryParse).filter((el) => el?.is("close", NS.framing));
+      assert.equal(closes.length, 1, `the server answers <close/> with <close/> (got ${messages})`);
+      assert.notEqual(code, 1006);
+    } finally {
+      c.close();
+      await bob.stop();
+    }
+  }));
+
+test("the Redis session record follows the session: created, bound with the JID, deleted on close",
+  { timeout: 30000, ...viaGateway }, guarded(() => env, async () => {
+    const redis = env.redis;
+    const t0 = Date.now();
+    const alice = await env.login({ service: wsUrl(), username: "alice", password: USERS.alice });
+    const bare = `alice@${DOMAIN}`;
+    const ids = await waitUntil(async () => {
+      const m = await redis.smembers(`mxgw:jid:${bare}`);
+      return m.length ? m : null;
+    }, { what: `mxgw:jid:${bare} to name the session` });
+    assert.equal(ids.length, 1, `one session for ${bare}: ${ids}`);
+    const id = ids[0];
+    const key = `mxgw:session:${id}`;
+    const rec = await waitUntil(async () => {
+      const h = await redis.hgetall(key);
+      return h.state === "bound" ? h : null;
+    }, { what: `${key} state=bound` });
+    assert.equal(rec.id, id);
+    assert.equal(rec.node, gw.nodeId);
+    assert.equal(rec.jid, bare);
+    assert.equal(rec.transport, "ws-xmpp");
+    assert.equal(rec.state, "bound");
+    assert.equal(rec.ip, "127.0.0.1");
+    const since = Number(rec.since);
+    const last = Number(rec.last);
+    assert.ok(Number.isInteger(since) && since >= t0 - 2000 && since <= Date.now() + 2000,
+      `since is unix ms of the session start (got ${rec.since})`);
+    assert.ok(Number.isInteger(last) && last >= since && last <= Date.now() + 2000,
+      `last is unix ms, not before since (got ${rec.last})`);
+    const ttl = await redis.ttl(key);
+    assert.ok(ttl > 0 && ttl <= 300, `record TTL is session_ttl (5m), got ${ttl}`);
+    assert.ok((await redis.smembers(`mxgw:node:${gw.nodeId}`)).includes(id),
+      `mxgw:node:${gw.nodeId} lists the session`);
+
+    await alice.stop();
+    await waitUntil(async () => !(await redis.exists(key)), { what: `${key} to be deleted` });
+    await waitUntil(async () => !(await redis.smembers(`mxgw:jid:${bare}`)).includes(id),
+      { what: `session ${id} to leave mxgw:jid:${bare}` });
+    await waitUntil(async () => !(await redis.smembers(`mxgw:node:${gw.nodeId}`)).includes(id),
+      { what: `session ${id} to leave mxgw:node:${gw.nodeId}` });
+  }));
+
+test("a session record exists from the first <open/>, before authentication", { timeout: 30000, ...viaGateway },
+  guarded(() => env, async () => {
+    const before = new Set(await env.redis.keys("mxgw:session:*"));
+    const c = await RawWs.connect(wsUrl());
+    try {
+      await c.openStream();
+      const rec = await waitUntil(async () => {
+        for (const k of await env.redis.keys("mxgw:session:*")) {
+          if (!before.has(k)) return env.redis.hgetall(k);
+        }
+        return null;
+      }, { what: "a new mxgw:session:* record" });
+      assert.ok(["connecting", "authenticating"].includes(rec.state), `pre-auth state, got ${rec.state}`);
+      assert.equal(rec.transport, "ws-xmpp");
+      assert.ok(!rec.jid, `no JID before binding, got ${rec.jid}`);
+      c.close();
+      await waitUntil(async () => !(await env.redis.exists(`mxgw:session:${rec.id}`)),
+        { what: "the record to be deleted after the client vanished" });
+    } finally {
+      c.close();
+    }
+  }));
+
+test("mxgw without Redis (in-process store) relays too", { timeout: 30000, ...viaGateway },
+  guarded(() => env, async () => {
+    const local = await env.startGateway({ redis: null });
+    const bob = await env.login({ service: env.prosody.tcpService, username: "bob", password: USERS.bob });
+    const alice = await env.login({ service: local.wsUrl, username: "alice", password: USERS.alice });
+    await exchangeMessages(alice, bob, "in-process");
+    await alice.stop();
+    await bob.stop();
+    const r = await local.stop();
+    assert.equal(r.code, 0, `mxgw exits 0 on SIGTERM (got ${JSON.stringify(r)})`);
+  }));
