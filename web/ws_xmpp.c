@@ -27,6 +27,11 @@ struct xws {
     bool up_paused;
 };
 
+static const char *sid(const struct xws *x)
+{
+    return x->sess ? gw_session_id(x->sess) : "-";
+}
+
 static void send_element(struct xws *x, const struct gw_xml *el)
 {
     struct gw_buf out;
@@ -34,7 +39,7 @@ static void send_element(struct xws *x, const struct gw_xml *el)
     if (gw_xml_serialize(&out, el, NULL) == 0 && x->conn) {
         int rc = gw_ws_send(x->conn, out.data, out.len);
         if (rc == GW_ELIMIT)
-            GW_WARN("ws.queue_full", "session=%s bytes=%zu", gw_session_id(x->sess), out.len);
+            GW_WARN("ws.queue_full", "session=%s bytes=%zu", sid(x), out.len);
     }
     gw_buf_free(&out);
 }
@@ -72,7 +77,7 @@ static void end_stream(struct xws *x, const char *condition, const struct gw_xml
     gw_xml_free(close);
     gw_ws_close(x->conn, ws_code, condition ? condition : "");
     if (condition)
-        GW_INFO("ws.stream_error", "session=%s condition=%s", gw_session_id(x->sess), condition);
+        GW_INFO("ws.stream_error", "session=%s condition=%s", sid(x), condition);
 }
 
 /* RFC 7395 stanzas carry xmlns='jabber:client'; a client that leaves it out means the same, so
@@ -273,9 +278,12 @@ static void *on_open(void *arg, struct gw_ws_conn *conn)
     int rc =
         gw_session_open(core, GW_TRANSPORT_WS_XMPP, gw_ws_peer(conn), &session_ops, x, &x->sess);
     if (rc != 0) {
+        /* Over a limit or draining: say so in XMPP terms (RFC 6120 §4.9.3.14 and .19), then
+         * close; the connection holds no session. */
         GW_INFO("ws.session_refused", "peer=%s reason=\"%s\"", gw_ws_peer(conn), gw_strerror(rc));
-        free(x);
-        return NULL;
+        end_stream(x, rc == GW_EUNAVAIL ? "system-shutdown" : "policy-violation", NULL,
+                   GW_WS_CLOSE_POLICY);
+        return x;
     }
     x->up = gw_upstream_new(core, &up_handlers, x);
     return x;
