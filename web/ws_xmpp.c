@@ -25,6 +25,7 @@ struct xws {
     bool opened;            /* the client sent <open/> */
     bool ended;             /* the XMPP stream is over: input is ignored */
     bool up_paused;
+    bool ws_paused;
 };
 
 static const char *sid(const struct xws *x)
@@ -159,7 +160,17 @@ static void up_closed(void *arg, int err, const char *condition, const struct gw
     gw_upstream_free(up);
 }
 
-static const struct gw_upstream_handlers up_handlers = {up_open, up_stanza, up_closed};
+/* The server caught up: read the client again. */
+static void up_drained(void *arg)
+{
+    struct xws *x = arg;
+    if (x->conn && x->ws_paused) {
+        x->ws_paused = false;
+        gw_ws_pause(x->conn, false);
+    }
+}
+
+static const struct gw_upstream_handlers up_handlers = {up_open, up_stanza, up_closed, up_drained};
 
 static void handle_open(struct xws *x, const struct gw_xml *el)
 {
@@ -229,6 +240,12 @@ static void on_message(void *state, const char *data, size_t len)
             end_stream(x, "invalid-xml", NULL, GW_WS_CLOSE_NORMAL);
         else if (rc == GW_EAGAIN) /* sent before the stream was open */
             end_stream(x, "not-authorized", NULL, GW_WS_CLOSE_NORMAL);
+        else if (rc == 0 && !x->ws_paused &&
+                 gw_upstream_queued(x->up) > x->core->cfg->limit_queue_bytes / 2) {
+            /* Backpressure: the server is slow to take what the client sends. */
+            x->ws_paused = true;
+            gw_ws_pause(x->conn, true);
+        }
     }
     gw_xml_free(el);
 }

@@ -64,6 +64,7 @@ struct gw_upstream {
     bool tls_phase_done; /* TLS is up, or it will not be used on this stream */
     bool paused;
     bool write_blocked;
+    bool high; /* the queue passed half its cap; drained() is owed */
     bool freed;
     struct gw_stream *parser;
     mbedtls_ssl_context *ssl;
@@ -277,6 +278,13 @@ static void flush(struct gw_upstream *up)
     }
     if (up->out.len == 0 && up->out.cap > 8192)
         gw_buf_free(&up->out); /* idle streams keep no big buffer */
+    if (up->high && up->out.len < up->core->cfg->limit_queue_bytes / 2) {
+        up->high = false;
+        if (up->h.drained && up->state == ST_STREAM)
+            up->h.drained(up->arg);
+        if (up->state == ST_DEAD)
+            return;
+    }
     if (was_blocked != up->write_blocked)
         update_poll(up);
 }
@@ -742,6 +750,8 @@ int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el)
         return rc;
     }
     flush(up);
+    if (up->state != ST_DEAD && up->out.len > up->core->cfg->limit_queue_bytes / 2)
+        up->high = true;
     return 0;
 }
 

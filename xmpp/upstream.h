@@ -28,6 +28,9 @@ struct gw_upstream_handlers {
      * failure, STARTTLS missing in "required" mode), "connection-timeout", or
      * "undefined-condition" (the server sent bad XML or broke the protocol). */
     void (*closed)(void *arg, int err, const char *condition, const struct gw_xml *error_el);
+    /* Optional: the outbound queue fell below half of limit_queue_bytes after having been
+     * above it (the owner may resume reading its client). */
+    void (*drained)(void *arg);
 };
 
 /* Sets up what all upstream streams share (the TLS client configuration and CA chain, loaded
