@@ -48,11 +48,11 @@ before(async () => {
   env = await Env.start();
   bob = await env.login({ service: env.prosody.tcpService, username: "bob", password: USERS.bob });
   await mainGateway();
-});
+}, { timeout: 60000 });
 
 after(async () => {
   await env?.stop();
-});
+}, { timeout: 60000 });
 
 function badInputTest(name, fn) {
   test(name, { timeout: 30000 }, guarded(() => env, async () => {
@@ -265,9 +265,22 @@ test("the per-IP session limit refuses the excess connection and frees the slot 
         assert.ok(third.status >= 400 && third.status < 600,
           `the third connection is refused with an HTTP error, got ${third.message}`);
       } else {
+        // Either a policy-violation stream error (with <close/>) or, before any XMPP was
+        // spoken, WebSocket close 1008 (policy violation); never a usable stream.
         extra.push(third);
-        third.send(`<open xmlns="${NS.framing}" to="localhost" version="1.0"/>`);
-        await expectStreamError(third, "policy-violation");
+        if (third.isOpen) third.send(`<open xmlns="${NS.framing}" to="localhost" version="1.0"/>`);
+        const { code, messages } = await third.waitClose(10000);
+        const els = messages.map(tryParse);
+        assert.ok(!els.some((el) => el?.is("open", NS.framing)),
+          `the excess connection must not get a stream: ${third.describe()}`);
+        const err = els.find(isStreamError);
+        if (err) {
+          assert.equal(streamErrorCondition(err), "policy-violation", `stream error ${err}`);
+          assert.ok(els.at(-1)?.is("close", NS.framing), `<close/> after the stream error: ${third.describe()}`);
+          assert.notEqual(code, 1006, "closed with a close frame");
+        } else {
+          assert.equal(code, 1008, `without a stream error the close code is 1008: ${third.describe()}`);
+        }
       }
       // The first two are untouched.
       assert.ok(c1.isOpen && c2.isOpen, "the sessions within the limit stay open");

@@ -22,11 +22,11 @@ const viaGateway = { skip: TARGET_PROSODY && "targets Prosody's own WebSocket (M
 before(async () => {
   env = await Env.start();
   if (!TARGET_PROSODY) gw = await env.startGateway();
-});
+}, { timeout: 60000 });
 
 after(async () => {
   await env?.stop();
-});
+}, { timeout: 60000 });
 
 test("@xmpp/client logs in through the WebSocket with SCRAM-SHA-1 and exchanges messages with a direct TCP user",
   { timeout: 30000 }, guarded(() => env, async () => {
@@ -64,12 +64,40 @@ test("@xmpp/client logs in through the WebSocket with SCRAM-SHA-1 and exchanges 
     await bob.stop();
   }));
 
-test("every WebSocket message carries exactly one element (raw client)", { timeout: 30000 },
-  guarded(() => env, async () => {
-    const bob = await env.login({ service: env.prosody.tcpService, username: "bob", password: USERS.bob });
+test("the answer to <open/> is an <open/> from the domain, then features without STARTTLS",
+  { timeout: 30000 }, guarded(() => env, async () => {
     const c = await RawWs.connect(wsUrl());
     try {
       assert.equal(c.ws.protocol, "xmpp", "the server selected the xmpp subprotocol");
+      // RFC 7395 §3.4: an <open/> from the domain, version 1.0, with a stream id.
+      const { open, features } = await c.openStream();
+      assert.equal(open.attrs.from, DOMAIN);
+      assert.equal(open.attrs.version, "1.0");
+      assert.ok(open.attrs.id, `the <open/> carries a stream id: ${open}`);
+      assert.ok(features.getChild("mechanisms", NS.sasl), `SASL is offered: ${features}`);
+      assert.ok(!features.getChild("starttls", NS.tls),
+        `STARTTLS is not offered on the WebSocket side: ${features}`);
+    } finally {
+      c.close();
+    }
+  }));
+
+test("an upgrade offering other subprotocols besides xmpp gets xmpp", { timeout: 30000 },
+  guarded(() => env, async () => {
+    const c = await RawWs.connect(wsUrl(), { protocols: ["bogus-protocol", "xmpp"] });
+    try {
+      assert.equal(c.ws.protocol, "xmpp");
+      await c.openStream();
+    } finally {
+      c.close();
+    }
+  }));
+
+test("every WebSocket message carries exactly one element; <close/> is answered (raw client)",
+  { timeout: 30000 }, guarded(() => env, async () => {
+    const bob = await env.login({ service: env.prosody.tcpService, username: "bob", password: USERS.bob });
+    const c = await RawWs.connect(wsUrl());
+    try {
       const jid = await c.login("alice", USERS.alice);
       assert.match(jid, /^alice@localhost\/raw-/);
       // Three messages at once from bob: each must arrive as its own WebSocket message.
@@ -90,7 +118,7 @@ test("every WebSocket message carries exactly one element (raw client)", { timeo
       const { code, messages } = await c.waitClose();
       const closes = messages.map(tryParse).filter((el) => el?.is("close", NS.framing));
       assert.equal(closes.length, 1, `the server answers <close/> with <close/> (got ${messages})`);
-      assert.notEqual(code, 1006);
+      assert.notEqual(code, 1006, "the WebSocket is closed with a close frame");
     } finally {
       c.close();
       await bob.stop();

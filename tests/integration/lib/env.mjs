@@ -128,7 +128,15 @@ export class Child {
 
   /** Waits for the process to exit by itself; null when it has not within timeoutMs. */
   async waitExit(timeoutMs) {
-    return Promise.race([this.exit, delay(timeoutMs, null, { ref: false })]);
+    let timer;
+    const timeout = new Promise((resolve) => {
+      timer = setTimeout(() => resolve(null), timeoutMs);
+    });
+    try {
+      return await Promise.race([this.exit, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** SIGTERM, then SIGKILL after timeoutMs. Returns { code, signal }. */
@@ -538,7 +546,7 @@ export class Env {
       if (opts.redis !== false) env.redis = await Redis.start(env.dir);
       if (opts.prosody !== false) env.prosody = await Prosody.start(env.dir, env.certs);
     } catch (err) {
-      await env.stop();
+      await env.stop().catch(() => {});
       throw err;
     }
     return env;
@@ -579,10 +587,28 @@ export class Env {
     return out;
   }
 
+  /**
+   * Stops everything. Throws afterwards if a gateway printed a sanitizer report (leaks are
+   * reported at exit) or did not exit with status 0 on SIGTERM.
+   */
   async stop() {
     for (const u of this.clients) await u.stop().catch(() => {});
     this.clients.clear();
-    for (const g of this.gateways) await g.stop().catch(() => {});
+    const problems = [];
+    for (const g of this.gateways) {
+      const wasRunning = g.running;
+      const r = await g.stop().catch((err) => ({ error: err.message }));
+      if (wasRunning && (r.code !== 0 || r.signal)) {
+        problems.push(`mxgw-${g.n} did not exit cleanly on SIGTERM: ${JSON.stringify(r)}\n${g.child.logTail(40)}`);
+      }
+      const report = g.sanitizerReport();
+      if (report) problems.push(`mxgw-${g.n} sanitizer report:\n${report}`);
+    }
+    await this.stopServices(problems.length > 0);
+    if (problems.length) throw new Error(`${problems.join("\n\n")}\n(files kept in ${this.dir})`);
+  }
+
+  async stopServices(keepDir = false) {
     for (const f of this.fakes) await f.stop().catch(() => {});
     if (this.prosody) await this.prosody.stop().catch(() => {});
     if (this.redis) await this.redis.stop().catch(() => {});
@@ -591,7 +617,7 @@ export class Env {
       const i = extraCAs.indexOf(ca);
       if (i >= 0) extraCAs.splice(i, 1);
     }
-    if (this.dir && process.env.MXGW_IT_KEEP !== "1") {
+    if (this.dir && !keepDir && process.env.MXGW_IT_KEEP !== "1") {
       fs.rmSync(this.dir, { recursive: true, force: true });
     }
   }
