@@ -9,6 +9,7 @@
 // MXGW_BIN picks the binary (default: build-asan/mxgw at the repository root).
 // MXGW_IT_TARGET=prosody points the WebSocket clients at Prosody's own mod_websocket instead of
 // mxgw; that proves the harness (Prosody, certificates, users, client libraries) on its own.
+// MXGW_IT_KEEP=1 keeps each run's temp dir (configs, certificates, all logs) for inspection.
 
 import { spawn, execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
