@@ -1,0 +1,252 @@
+/* Tests for xmpp/stream.c: events for a whole stream, delivery at the last byte whatever the
+ * chunking, every refusal RFC 6120 §11 asks for, limits, and reset/free from inside handlers. */
+#include "gateway/err.h"
+#include "xmpp/stream.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            passed++;                                                                              \
+        } else {                                                                                   \
+            failed++;                                                                              \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+        }                                                                                          \
+    } while (0)
+
+/* Everything a stream reported, as text: "O(name)" "S(xml)" "C" "E(cond)". */
+struct log {
+    char text[16384];
+    int stanzas;
+    struct gw_stream *st;
+    enum { NONE, RESET_ON_SUCCESS, FREE_ON_STANZA } action;
+};
+
+static void add(struct log *l, const char *s)
+{
+    strncat(l->text, s, sizeof l->text - strlen(l->text) - 1);
+}
+
+static void on_open(void *arg, const struct gw_xml *root)
+{
+    struct log *l = arg;
+    add(l, "O(");
+    add(l, root->name);
+    add(l, ")");
+}
+
+static void on_stanza(void *arg, struct gw_xml *el)
+{
+    struct log *l = arg;
+    struct gw_buf b;
+    gw_buf_init(&b, 0);
+    gw_xml_serialize(&b, el, GW_NS_CLIENT);
+    add(l, "S(");
+    add(l, b.data ? b.data : "");
+    add(l, ")");
+    gw_buf_free(&b);
+    l->stanzas++;
+    bool success = gw_xml_is(el, GW_NS_SASL, "success");
+    gw_xml_free(el);
+    if (l->action == RESET_ON_SUCCESS && success)
+        gw_stream_reset(l->st);
+    if (l->action == FREE_ON_STANZA) {
+        gw_stream_free(l->st);
+        l->st = NULL;
+    }
+}
+
+static void on_close(void *arg)
+{
+    add(arg, "C");
+}
+
+static void on_error(void *arg, const char *cond, const char *text)
+{
+    (void)text;
+    struct log *l = arg;
+    add(l, "E(");
+    add(l, cond);
+    add(l, ")");
+}
+
+static const struct gw_stream_handlers handlers = {on_open, on_stanza, on_close, on_error};
+static const struct gw_xml_limits limits = {10000, 8, 8};
+
+#define HEADER                                                                                     \
+    "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "                                   \
+    "xmlns:stream='http://etherx.jabber.org/streams' from='localhost' id='s1' version='1.0'>"
+
+static void run(struct log *l, const char *input, size_t chunk)
+{
+    memset(l, 0, sizeof *l);
+    l->st = gw_stream_new(&limits, &handlers, l);
+    size_t len = strlen(input);
+    for (size_t i = 0; i < len && l->st; i += chunk) {
+        size_t n = len - i < chunk ? len - i : chunk;
+        if (gw_stream_feed(l->st, input + i, n) != 0)
+            break;
+    }
+    gw_stream_free(l->st);
+}
+
+struct stream_case {
+    const char *name;
+    const char *input;
+    const char *expect;
+};
+
+static const struct stream_case cases[] = {
+    {"stanzas and close",
+     HEADER "<message to='a@b'><body>hi &amp; bye</body></message> \n"
+            "<presence/></stream:stream>",
+     "O(stream)S(<message to='a@b'><body>hi &amp; bye</body></message>)S(<presence/>)C"},
+    {"features keep the stream prefix",
+     HEADER "<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>",
+     "O(stream)S(<stream:features xmlns:stream='http://etherx.jabber.org/streams'><bind "
+     "xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>)"},
+    {"DOCTYPE", "<!DOCTYPE stream [<!ENTITY x 'y'>]>" HEADER, "E(restricted-xml)"},
+    {"comment", HEADER "<!-- hi -->", "O(stream)E(restricted-xml)"},
+    {"processing instruction", HEADER "<?pi x?>", "O(stream)E(restricted-xml)"},
+    {"entity reference", HEADER "<message>&ent;</message>", "O(stream)E(restricted-xml)"},
+    {"undeclared prefix", HEADER "<p:message/>", "O(stream)E(not-well-formed)"},
+    {"text at stream level", HEADER "junk", "O(stream)E(not-well-formed)"},
+    {"overlong UTF-8", HEADER "<message><body>\xc0\xaf</body></message>",
+     "O(stream)E(not-well-formed)"},
+    {"encoded surrogate", HEADER "<message><body>\xed\xa0\x80</body></message>",
+     "O(stream)E(not-well-formed)"},
+    {"C0 control", HEADER "<message><body>\x01</body></message>", "O(stream)E(not-well-formed)"},
+    {"U+FFFE", HEADER "<message><body>\xef\xbf\xbe</body></message>",
+     "O(stream)E(not-well-formed)"},
+    {"ISO-8859-1 declaration", "<?xml version='1.0' encoding='ISO-8859-1'?><stream/>",
+     "E(unsupported-encoding)"},
+    {"XML 1.1", "<?xml version='1.1'?><stream/>", "E(unsupported-version)"},
+    {"too deep", HEADER "<a><b><c><d><e><f><g><h><i/></h></g></f></e></d></c></b></a>",
+     "O(stream)E(policy-violation)"},
+    {"too many attributes", HEADER "<a a1='' a2='' a3='' a4='' a5='' a6='' a7='' a8='' a9=''/>",
+     "O(stream)E(policy-violation)"},
+    {"too many namespace declarations",
+     HEADER "<a xmlns:a='1' xmlns:b='2' xmlns:c='3' xmlns:d='4' xmlns:e='5' xmlns:f='6' "
+            "xmlns:g='7' xmlns:h='8' xmlns:i='9'/>",
+     "O(stream)E(policy-violation)"},
+};
+
+int main(void)
+{
+    struct log l, one;
+    /* Every case gives the same events whatever the chunking. */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        run(&l, cases[i].input, 1 << 20);
+        CHECK(strcmp(l.text, cases[i].expect) == 0, "%s: expected %s got %s", cases[i].name,
+              cases[i].expect, l.text);
+        run(&one, cases[i].input, 1);
+        CHECK(strcmp(one.text, l.text) == 0, "%s byte by byte: expected %s got %s", cases[i].name,
+              l.text, one.text);
+    }
+
+    /* A stanza is delivered when its last byte arrives, not later. */
+    const char *input = HEADER "<message><body>x</body></message>";
+    memset(&l, 0, sizeof l);
+    l.st = gw_stream_new(&limits, &handlers, &l);
+    size_t len = strlen(input);
+    for (size_t i = 0; i + 1 < len; i++)
+        gw_stream_feed(l.st, input + i, 1);
+    CHECK(l.stanzas == 0, "expected no stanza before the last byte, got %d", l.stanzas);
+    gw_stream_feed(l.st, input + len - 1, 1);
+    CHECK(l.stanzas == 1, "expected the stanza at its last byte, got %d", l.stanzas);
+    gw_stream_free(l.st);
+
+    /* Stanza size: a stanza over the limit is refused, even when it is one huge text node or a
+     * start tag that never ends; a big stream of small stanzas is fine. */
+    static char big[40000];
+    snprintf(big, sizeof big, HEADER "<message><body>");
+    memset(big + strlen(big), 'x', 20000);
+    run(&l, big, 1000);
+    CHECK(strstr(l.text, "E(policy-violation)") != NULL, "expected policy-violation, got %s",
+          l.text);
+    snprintf(big, sizeof big, HEADER "<message a='");
+    memset(big + strlen(big), 'x', 30000);
+    run(&l, big, 4096);
+    CHECK(strstr(l.text, "E(policy-violation)") != NULL,
+          "expected policy-violation for an endless start tag, got %s", l.text);
+    snprintf(big, sizeof big, HEADER);
+    for (int i = 0; i < 2000; i++)
+        strcat(big, "<r/>");
+    run(&l, big, 3000);
+    CHECK(l.stanzas == 2000 && !strstr(l.text, "E("), "expected 2000 small stanzas, got %d",
+          l.stanzas);
+
+    /* Reset from inside a handler: the rest of the same buffer goes to the new stream. */
+    memset(&l, 0, sizeof l);
+    l.action = RESET_ON_SUCCESS;
+    l.st = gw_stream_new(&limits, &handlers, &l);
+    const char *restart =
+        HEADER "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>" HEADER "<stream:features/>";
+    int rc = gw_stream_feed(l.st, restart, strlen(restart));
+    CHECK(rc == 0, "expected the restart to parse, got %d", rc);
+    CHECK(strcmp(l.text,
+                 "O(stream)S(<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>)O(stream)"
+                 "S(<stream:features xmlns:stream='http://etherx.jabber.org/streams'/>)") == 0,
+          "expected two streams, got %s", l.text);
+    gw_stream_free(l.st);
+
+    /* Free from inside a handler: nothing after it is delivered, nothing leaks. */
+    memset(&l, 0, sizeof l);
+    l.action = FREE_ON_STANZA;
+    l.st = gw_stream_new(&limits, &handlers, &l);
+    const char *two = HEADER "<a/><b/>";
+    rc = gw_stream_feed(l.st, two, strlen(two));
+    CHECK(rc == GW_ECLOSED && l.stanzas == 1, "expected one stanza then closed, got %d/%d", rc,
+          l.stanzas);
+
+    /* Documents (WebSocket frames, BOSH bodies). */
+    struct {
+        const char *in;
+        int rc;
+        const char *cond;
+    } docs[] = {
+        {"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='x' version='1.0'/>", 0, NULL},
+        {" \n<a/>\n ", 0, NULL},
+        {"<?xml version='1.0'?><a/>", 0, NULL},
+        {"<a/><b/>", GW_EPROTO, "not-well-formed"},
+        {"<a/>text", GW_EPROTO, "not-well-formed"},
+        {"<a>", GW_EPROTO, "not-well-formed"},
+        {"", GW_EPROTO, "not-well-formed"},
+        {"<!DOCTYPE a><a/>", GW_EPROTO, "restricted-xml"},
+        {"<a><!--c--></a>", GW_EPROTO, "restricted-xml"},
+        {"<a/><?pi?>", GW_EPROTO, "restricted-xml"},
+        {"<a><b><c><d><e><f><g><h><i/></h></g></f></e></d></c></b></a>", GW_ELIMIT,
+         "policy-violation"},
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        struct gw_xml *el = NULL;
+        const char *cond = NULL;
+        rc = gw_xml_parse_document(docs[i].in, strlen(docs[i].in), &limits, &el, &cond);
+        CHECK(rc == docs[i].rc, "document %zu: expected %d got %d (%s)", i, docs[i].rc, rc,
+              cond ? cond : "-");
+        CHECK(docs[i].cond ? (cond && strcmp(cond, docs[i].cond) == 0) : (el != NULL),
+              "document %zu: expected %s got %s", i, docs[i].cond ? docs[i].cond : "a tree",
+              cond ? cond : "-");
+        gw_xml_free(el);
+    }
+    char *huge = malloc(20000);
+    memset(huge, ' ', 20000);
+    memcpy(huge, "<a>", 3);
+    memcpy(huge + 19996, "</a>", 4);
+    struct gw_xml *el = NULL;
+    const char *cond = NULL;
+    rc = gw_xml_parse_document(huge, 20000, &limits, &el, &cond);
+    CHECK(rc == GW_ELIMIT && cond && strcmp(cond, "policy-violation") == 0,
+          "expected a document over the limit refused, got %d", rc);
+    free(huge);
+
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
