@@ -329,7 +329,9 @@ static size_t xml_char(const unsigned char *s, size_t n)
     return len;
 }
 
-int gw_xml_escape(struct gw_buf *out, const char *s, size_t len)
+/* attr: also escape tab, LF and CR, which attribute-value normalization would turn into
+ * spaces. CR is escaped in text too, where line-end normalization would turn it into LF. */
+static int escape(struct gw_buf *out, const char *s, size_t len, bool attr)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t run = 0; /* bytes copied verbatim in one go */
@@ -351,6 +353,15 @@ int gw_xml_escape(struct gw_buf *out, const char *s, size_t len)
         case '"':
             rep = "&quot;";
             break;
+        case '\r':
+            rep = "&#13;";
+            break;
+        case '\n':
+            rep = attr ? "&#10;" : NULL;
+            break;
+        case '\t':
+            rep = attr ? "&#9;" : NULL;
+            break;
         default:
             break;
         }
@@ -370,6 +381,11 @@ int gw_xml_escape(struct gw_buf *out, const char *s, size_t len)
         i += n;
     }
     return gw_buf_append(out, s + run, len - run);
+}
+
+int gw_xml_escape(struct gw_buf *out, const char *s, size_t len)
+{
+    return escape(out, s, len, true);
 }
 
 /* Namespace declarations in scope while serializing: a small stack of prefix → uri. */
@@ -502,7 +518,7 @@ static int ser_element(struct ser *s, const struct gw_xml *el, unsigned depth)
         rc = gw_buf_puts(out, ">");
         for (const struct gw_xml *c = el->children; !rc && c; c = c->next) {
             if (c->kind == GW_XML_TEXT)
-                rc = gw_xml_escape(out, c->text, c->text_len);
+                rc = escape(out, c->text, c->text_len, false);
             else
                 rc = ser_element(s, c, depth + 1);
         }

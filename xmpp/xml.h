@@ -101,7 +101,8 @@ void gw_buf_consume(struct gw_buf *b, size_t n);
  * Returns 0, GW_ELIMIT (buffer cap) or GW_EINVAL (a string is not valid XML character data). */
 int gw_xml_serialize(struct gw_buf *out, const struct gw_xml *el, const char *default_ns);
 
-/* Appends s escaped for text (quotes too, so it is valid in attributes). Returns 0, GW_ELIMIT or
+/* Appends s escaped so that it is valid, and reads back unchanged, both as text and as an
+ * attribute value (quotes, tab, LF and CR become references). Returns 0, GW_ELIMIT or
  * GW_EINVAL if s is not valid UTF-8 XML character data. */
 int gw_xml_escape(struct gw_buf *out, const char *s, size_t len);
 

@@ -1,0 +1,181 @@
+/* Tests for xmpp/xml.c: escaping, namespace declarations, refusal of what XML cannot hold, the
+ * buffer cap, and the property parse(serialize(tree)) == tree over generated trees. */
+#include "gateway/err.h"
+#include "xmpp/stream.h"
+#include "xmpp/xml.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            passed++;                                                                              \
+        } else {                                                                                   \
+            failed++;                                                                              \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static char *ser(const struct gw_xml *el, const char *default_ns, int *rc)
+{
+    struct gw_buf b;
+    gw_buf_init(&b, 0);
+    *rc = gw_xml_serialize(&b, el, default_ns);
+    char *s = strdup(b.data ? b.data : "");
+    gw_buf_free(&b);
+    return s;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Structural equality: names, namespaces, attributes (any order), coalesced text. */
+static bool equal(const struct gw_xml *a, const struct gw_xml *b)
+{
+    if (a->kind != b->kind)
+        return false;
+    if (a->kind == GW_XML_TEXT)
+        return a->text_len == b->text_len && memcmp(a->text, b->text, a->text_len) == 0;
+    if (strcmp(a->name, b->name) != 0 || !same_str(a->ns, b->ns) || a->nattrs != b->nattrs)
+        return false;
+    for (size_t i = 0; i < a->nattrs; i++) {
+        const char *v = gw_xml_attr_ns(b, a->attrs[i].ns, a->attrs[i].name);
+        if (!v || strcmp(v, a->attrs[i].value) != 0)
+            return false;
+    }
+    const struct gw_xml *x = a->children, *y = b->children;
+    for (; x && y; x = x->next, y = y->next)
+        if (!equal(x, y))
+            return false;
+    return !x && !y;
+}
+
+static unsigned long long rng = 88172645463325252ull;
+static unsigned rnd(unsigned n)
+{
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (unsigned)(rng % n);
+}
+
+static const char *const texts[] = {"hi",           "</message><iq type='set'>",
+                                    "a & b",        "\"quoted\"",
+                                    "it's",         "]]>",
+                                    "é ü 漢字 😀",   "<![CDATA[x]]>",
+                                    "tab\tnl\ncr\r"};
+static const char *const names[] = {"message", "body", "x", "item", "query", "data"};
+static const char *const nss[] = {NULL, "jabber:client", "urn:example:a", "urn:example:b"};
+static const char *const prefixes[] = {NULL, "p", "q"};
+
+static struct gw_xml *gen(int depth)
+{
+    const char *ns = nss[1 + rnd(3)];
+    struct gw_xml *el = gw_xml_new(ns, names[rnd(6)]);
+    if (rnd(3) == 0) {
+        free(el->prefix);
+        el->prefix = strdup(prefixes[1 + rnd(2)]);
+    }
+    int nattrs = (int)rnd(4);
+    for (int i = 0; i < nattrs; i++) {
+        char an[16];
+        snprintf(an, sizeof an, "a%d", i);
+        const char *ans = nss[rnd(4)];
+        gw_xml_set_attr_ns(el, ans, ans ? prefixes[rnd(3)] : NULL, an, texts[rnd(9)]);
+    }
+    if (rnd(4) == 0)
+        gw_xml_set_attr_ns(el, GW_NS_XML, "xml", "lang", "en");
+    int nkids = depth > 3 ? 0 : (int)rnd(4);
+    for (int i = 0; i < nkids; i++) {
+        const char *t = texts[rnd(9)];
+        if (rnd(2))
+            gw_xml_add_text(el, t, strlen(t));
+        else
+            gw_xml_append(el, gen(depth + 1));
+    }
+    return el;
+}
+
+int main(void)
+{
+    int rc;
+    /* Escaping in text and attributes. */
+    struct gw_xml *m = gw_xml_new(GW_NS_CLIENT, "message");
+    gw_xml_set_attr(m, "to", "a'b\"c<d>&e");
+    struct gw_xml *body = gw_xml_add_child(m, NULL, "body");
+    gw_xml_add_text(body, "</body><iq>&", 12);
+    char *s = ser(m, GW_NS_CLIENT, &rc);
+    CHECK(rc == 0 && strcmp(s, "<message to='a&apos;b&quot;c&lt;d&gt;&amp;e'><body>&lt;/body&gt;"
+                               "&lt;iq&gt;&amp;</body></message>") == 0,
+          "expected escaped message, got %s", s);
+    free(s);
+    s = ser(m, NULL, &rc);
+    CHECK(rc == 0 && strncmp(s, "<message xmlns='jabber:client' ", 31) == 0,
+          "expected xmlns declared standalone, got %s", s);
+    free(s);
+
+    /* Characters XML 1.0 cannot hold are refused, and nothing half-written stays. */
+    const char *bad[] = {"nul\0x", "\x01", "\xed\xa0\x80", "\xef\xbf\xbe", "\xc0\xaf", "\xff"};
+    size_t badlen[] = {5, 1, 3, 3, 2, 1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct gw_xml *t = gw_xml_new(GW_NS_CLIENT, "body");
+        gw_xml_add_text(t, bad[i], badlen[i]);
+        struct gw_buf b;
+        gw_buf_init(&b, 0);
+        gw_buf_puts(&b, "keep");
+        rc = gw_xml_serialize(&b, t, GW_NS_CLIENT);
+        CHECK(rc == GW_EINVAL && b.len == 4,
+              "bad text %zu: expected GW_EINVAL and no output, "
+              "got %d len %zu",
+              i, rc, b.len);
+        gw_buf_free(&b);
+        gw_xml_free(t);
+    }
+
+    /* Unqualified child inside a default namespace gets xmlns=''. */
+    struct gw_xml *q = gw_xml_new(GW_NS_CLIENT, "iq");
+    gw_xml_append(q, gw_xml_new(NULL, "bare"));
+    s = ser(q, GW_NS_CLIENT, &rc);
+    CHECK(rc == 0 && strcmp(s, "<iq><bare xmlns=''/></iq>") == 0, "expected xmlns='', got %s", s);
+    free(s);
+    gw_xml_free(q);
+
+    /* The buffer cap. */
+    struct gw_buf capped;
+    gw_buf_init(&capped, 20);
+    rc = gw_xml_serialize(&capped, m, GW_NS_CLIENT);
+    CHECK(rc == GW_ELIMIT && capped.len == 0, "expected GW_ELIMIT, got %d", rc);
+    gw_buf_free(&capped);
+    gw_xml_free(m);
+
+    /* Property: parse(serialize(x)) == x. */
+    struct gw_xml_limits lim = {1 << 20, 64, 64};
+    int ok = 0;
+    for (int i = 0; i < 2000; i++) {
+        struct gw_xml *x = gen(0);
+        char *out = ser(x, NULL, &rc);
+        struct gw_xml *back = NULL;
+        const char *cond = NULL;
+        int prc = rc ? rc : gw_xml_parse_document(out, strlen(out), &lim, &back, &cond);
+        if (rc == 0 && prc == 0 && equal(x, back))
+            ok++;
+        else if (failed < 20)
+            CHECK(0, "round trip %d: rc=%d parse=%d (%s) for %s", i, rc, prc, cond ? cond : "-",
+                  out);
+        free(out);
+        gw_xml_free(x);
+        gw_xml_free(back);
+    }
+    CHECK(ok == 2000, "expected 2000 round trips, got %d", ok);
+
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
