@@ -1,7 +1,8 @@
 /* JIDs (RFC 7622) without full PRECIS: parts are checked for UTF-8 validity, length, control
- * and space characters and the localpart's forbidden characters; the domain must be a host
- * name of valid labels or an IP literal, and is lower-cased (ASCII) with one trailing dot
- * removed. Non-ASCII parts are accepted as given and not normalized. */
+ * characters, spaces (U+0020 is allowed inside a resource) and the localpart's forbidden
+ * characters; the domain must be a host name of valid labels or an IP literal, and is
+ * lower-cased (ASCII) with one trailing dot removed. Non-ASCII parts are accepted as given and
+ * not normalized. */
 #include "xmpp/jid.h"
 
 #include "gateway/err.h"
@@ -48,7 +49,8 @@ static size_t good_char(const unsigned char *s, size_t n)
     return len;
 }
 
-static bool valid_part(const char *s, size_t n, const char *forbidden)
+/* A resourcepart (OpaqueString) may hold U+0020; a localpart (UsernameCaseMapped) may not. */
+static bool valid_part(const char *s, size_t n, const char *forbidden, bool space_ok)
 {
     if (n == 0 || n > GW_JID_PART_MAX)
         return false;
@@ -56,6 +58,10 @@ static bool valid_part(const char *s, size_t n, const char *forbidden)
     for (size_t i = 0; i < n;) {
         if (p[i] < 0x80 && forbidden && strchr(forbidden, p[i]))
             return false;
+        if (p[i] == ' ' && space_ok && i > 0 && i + 1 < n) {
+            i++;
+            continue;
+        }
         size_t l = good_char(p + i, n - i);
         if (!l)
             return false;
@@ -122,9 +128,9 @@ int gw_jid_parse(const char *s, struct gw_jid *out)
     const char *at = memchr(s, '@', (size_t)(end - s));
     const char *dom = at ? at + 1 : s;
     size_t dlen = (size_t)(end - dom);
-    if (at && !valid_part(s, (size_t)(at - s), "\"&'/:<>@"))
+    if (at && !valid_part(s, (size_t)(at - s), "\"&'/:<>@", false))
         return GW_EINVAL;
-    if (slash && !valid_part(slash + 1, len - (size_t)(slash + 1 - s), NULL))
+    if (slash && !valid_part(slash + 1, len - (size_t)(slash + 1 - s), NULL, true))
         return GW_EINVAL;
     char *domain = gw_strndup(dom, dlen);
     if (dlen > 1 && domain[dlen - 1] == '.')
