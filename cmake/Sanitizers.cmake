@@ -10,4 +10,6 @@ if(MXGW_FUZZ)
   if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
     message(FATAL_ERROR "MXGW_FUZZ needs clang: configure with CC=clang")
   endif()
+  # Coverage instrumentation for every library, so the fuzzer sees inside the parsers.
+  add_compile_options(-fsanitize=fuzzer-no-link)
 endif()
