@@ -229,6 +229,9 @@ static void drop_conn(struct conn *c, const char *why)
     if (was_up)
         GW_WARN("store.disconnected", "backend=redis addr=%s:%d conn=%s reason=\"%s\"", c->rs->host,
                 c->rs->port, c->is_sub ? "pubsub" : "commands", why);
+    /* The pending records now belong to hiredis's callbacks, which free them. */
+    c->head = c->tail = NULL;
+    c->npending = 0;
     if (ac) {
         ac->data = NULL;
         redisAsyncFree(ac); /* calls each reply callback with NULL; they see done = true */
@@ -645,6 +648,8 @@ static void handle_closed(uv_handle_t *h)
 static void close_conn(struct conn *c)
 {
     fail_pending(c, GW_ECLOSED);
+    c->head = c->tail = NULL;
+    c->npending = 0;
     if (c->ac) {
         redisAsyncContext *ac = c->ac;
         ac->data = NULL;

@@ -1,0 +1,288 @@
+/* Tests for gateway/store*.c: the same table of operations against the in-process store and a
+ * real redis-server started here, then Redis faults: a stopped server (commands time out and the
+ * loop keeps running), a killed one (commands fail at once), and a restart (reconnect and
+ * re-subscribe). */
+#include "gateway/err.h"
+#include "gateway/store.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            passed++;                                                                              \
+        } else {                                                                                   \
+            failed++;                                                                              \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
+            printf(__VA_ARGS__);                                                                   \
+            printf("\n");                                                                          \
+        }                                                                                          \
+    } while (0)
+
+static uv_loop_t loop;
+
+struct result {
+    bool done;
+    int err;
+    long long integer;
+    size_t n;
+    char items[16][64];
+};
+
+static void on_result(void *arg, int err, const struct gw_store_reply *r)
+{
+    struct result *res = arg;
+    res->done = true;
+    res->err = err;
+    res->integer = r ? r->integer : 0;
+    res->n = r ? r->n : 0;
+    for (size_t i = 0; r && i < r->n && i < 16; i++)
+        snprintf(res->items[i], 64, "%.*s", (int)r->items[i].len, r->items[i].ptr);
+}
+
+static void tick(uv_timer_t *t)
+{
+    (*(int *)t->data)++;
+}
+
+/* Runs the loop until res is done or ms pass; returns the ticks a 10 ms timer saw meanwhile. */
+static int wait_for(struct result *res, uint64_t ms)
+{
+    int ticks = 0;
+    uv_timer_t t, guard;
+    uv_timer_init(&loop, &t);
+    uv_timer_init(&loop, &guard);
+    t.data = &ticks;
+    uv_timer_start(&t, tick, 10, 10);
+    uv_update_time(&loop);
+    uint64_t until = uv_now(&loop) + ms;
+    uv_timer_start(&guard, tick, ms, 0);
+    guard.data = &ticks;
+    while (!res->done && uv_now(&loop) < until)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_close((uv_handle_t *)&guard, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return ticks;
+}
+
+static void sleep_loop(uint64_t ms)
+{
+    struct result never = {0};
+    wait_for(&never, ms);
+}
+
+static bool has(const struct result *r, const char *item)
+{
+    for (size_t i = 0; i < r->n && i < 16; i++)
+        if (strcmp(r->items[i], item) == 0)
+            return true;
+    return false;
+}
+
+#define RUN(call)                                                                                  \
+    do {                                                                                           \
+        memset(&res, 0, sizeof res);                                                               \
+        call;                                                                                      \
+        wait_for(&res, 3000);                                                                      \
+    } while (0)
+
+struct msgs {
+    int count;
+    char last[64];
+};
+
+static void on_msg(void *arg, const char *channel, const char *msg, size_t len)
+{
+    struct msgs *m = arg;
+    (void)channel;
+    m->count++;
+    snprintf(m->last, sizeof m->last, "%.*s", (int)len, msg);
+}
+
+static void operations(struct gw_store *st, const char *name)
+{
+    struct result res;
+    struct gw_store_str f[] = {gw_store_cstr("a"), gw_store_cstr("b")};
+    struct gw_store_str v[] = {gw_store_cstr("1"), {"x\0y", 3}};
+    RUN(gw_store_hset(st, "t:h", 2, f, v, 0, on_result, &res));
+    CHECK(res.done && res.err == 0, "%s hset: expected ok, got %d", name, res.err);
+    RUN(gw_store_hgetall(st, "t:h", on_result, &res));
+    CHECK(res.err == 0 && res.n == 4 && has(&res, "a") && has(&res, "1"),
+          "%s hgetall: expected 4 items, got %zu", name, res.n);
+    RUN(gw_store_hgetall(st, "t:none", on_result, &res));
+    CHECK(res.err == 0 && res.n == 0, "%s hgetall missing: expected 0 items, got %zu", name, res.n);
+
+    RUN(gw_store_set(st, "t:s", gw_store_cstr("hello"), 0, on_result, &res));
+    RUN(gw_store_get(st, "t:s", on_result, &res));
+    CHECK(res.n == 1 && strcmp(res.items[0], "hello") == 0, "%s get: expected hello", name);
+    RUN(gw_store_get(st, "t:none", on_result, &res));
+    CHECK(res.err == 0 && res.n == 0, "%s get missing: expected nothing, got %zu", name, res.n);
+
+    RUN(gw_store_sadd(st, "t:set", gw_store_cstr("m1"), 0, on_result, &res));
+    CHECK(res.integer == 1, "%s sadd: expected 1 added, got %lld", name, res.integer);
+    RUN(gw_store_sadd(st, "t:set", gw_store_cstr("m1"), 0, on_result, &res));
+    CHECK(res.integer == 0, "%s sadd again: expected 0 added, got %lld", name, res.integer);
+    RUN(gw_store_sadd(st, "t:set", gw_store_cstr("m2"), 0, on_result, &res));
+    RUN(gw_store_smembers(st, "t:set", on_result, &res));
+    CHECK(res.n == 2 && has(&res, "m1") && has(&res, "m2"), "%s smembers: expected m1 m2", name);
+    RUN(gw_store_srem(st, "t:set", gw_store_cstr("m1"), on_result, &res));
+    CHECK(res.integer == 1, "%s srem: expected 1, got %lld", name, res.integer);
+
+    for (int i = 0; i < 3; i++) {
+        char item[8];
+        snprintf(item, sizeof item, "i%d", i);
+        RUN(gw_store_rpush_capped(st, "t:l", gw_store_cstr(item), 3, 0, on_result, &res));
+        CHECK(res.err == 0 && res.integer == i + 1, "%s rpush %d: expected length %d, got %lld",
+              name, i, i + 1, res.integer);
+    }
+    RUN(gw_store_rpush_capped(st, "t:l", gw_store_cstr("over"), 3, 0, on_result, &res));
+    CHECK(res.err == GW_ELIMIT, "%s rpush over the cap: expected GW_ELIMIT, got %d", name, res.err);
+    RUN(gw_store_lrange(st, "t:l", 0, -1, on_result, &res));
+    CHECK(res.n == 3 && strcmp(res.items[0], "i0") == 0 && strcmp(res.items[2], "i2") == 0,
+          "%s lrange: expected i0..i2 in order, got %zu", name, res.n);
+    RUN(gw_store_lpop_n(st, "t:l", 2, on_result, &res));
+    CHECK(res.integer == 2, "%s lpop_n: expected 2, got %lld", name, res.integer);
+    RUN(gw_store_lrange(st, "t:l", 0, -1, on_result, &res));
+    CHECK(res.n == 1 && strcmp(res.items[0], "i2") == 0, "%s lrange after pop: expected i2", name);
+
+    RUN(gw_store_incr(st, "t:c", 0, on_result, &res));
+    RUN(gw_store_incr(st, "t:c", 0, on_result, &res));
+    CHECK(res.integer == 2, "%s incr: expected 2, got %lld", name, res.integer);
+
+    /* TTLs. */
+    RUN(gw_store_set(st, "t:ttl", gw_store_cstr("v"), 100, on_result, &res));
+    RUN(gw_store_sadd(st, "t:sttl", gw_store_cstr("m"), 100, on_result, &res));
+    RUN(gw_store_incr(st, "t:cttl", 100, on_result, &res));
+    RUN(gw_store_get(st, "t:ttl", on_result, &res));
+    CHECK(res.n == 1, "%s ttl: expected the key before expiry", name);
+    sleep_loop(250);
+    RUN(gw_store_get(st, "t:ttl", on_result, &res));
+    CHECK(res.n == 0, "%s ttl: expected the key gone after expiry", name);
+    RUN(gw_store_smembers(st, "t:sttl", on_result, &res));
+    CHECK(res.n == 0, "%s ttl: expected the set gone after expiry", name);
+    RUN(gw_store_incr(st, "t:cttl", 100, on_result, &res));
+    CHECK(res.integer == 1, "%s incr ttl: expected a new counter after expiry, got %lld", name,
+          res.integer);
+
+    RUN(gw_store_del(st, "t:h", on_result, &res));
+    CHECK(res.integer == 1, "%s del: expected 1, got %lld", name, res.integer);
+
+    /* Pub/sub. */
+    struct msgs m = {0};
+    gw_store_subscribe(st, "t:chan", on_msg, &m);
+    sleep_loop(100); /* the Redis subscriber connection comes up */
+    RUN(gw_store_publish(st, "t:chan", gw_store_cstr("ping"), on_result, &res));
+    CHECK(res.integer == 1, "%s publish: expected 1 receiver, got %lld", name, res.integer);
+    sleep_loop(50);
+    CHECK(m.count == 1 && strcmp(m.last, "ping") == 0, "%s subscribe: expected ping, got %d '%s'",
+          name, m.count, m.last);
+    gw_store_unsubscribe(st, "t:chan");
+}
+
+static pid_t start_redis(int port)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
+        char p[16];
+        snprintf(p, sizeof p, "%d", port);
+        execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
+               "--appendonly", "no", "--dir", "/tmp", "--loglevel", "warning", (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void closed_cb(void *arg)
+{
+    *(bool *)arg = true;
+}
+
+static void close_store(struct gw_store *st)
+{
+    bool closed = false;
+    gw_store_close(st, closed_cb, &closed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    CHECK(closed, "expected the close callback");
+}
+
+static bool wait_available(struct gw_store *st, uint64_t ms)
+{
+    for (uint64_t waited = 0; waited < ms && !gw_store_available(st); waited += 50)
+        sleep_loop(50);
+    return gw_store_available(st);
+}
+
+int main(void)
+{
+    uv_loop_init(&loop);
+    struct gw_store *st;
+    CHECK(gw_store_open(&loop, "http://x", 500, &st) == GW_EINVAL, "expected a bad URL refused");
+    CHECK(gw_store_open(&loop, "redis://", 500, &st) == GW_EINVAL,
+          "expected a hostless URL refused");
+
+    CHECK(gw_store_open(&loop, NULL, 500, &st) == 0, "expected the memory store");
+    CHECK(strcmp(gw_store_backend(st), "memory") == 0, "expected backend memory");
+    operations(st, "memory");
+    close_store(st);
+
+    int port = 20000 + (int)(getpid() % 20000);
+    pid_t redis = start_redis(port);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/3", port);
+    CHECK(gw_store_open(&loop, url, 300, &st) == 0, "expected the redis store");
+    CHECK(wait_available(st, 5000), "expected redis-server to come up");
+    operations(st, "redis");
+
+    /* A stopped server: the command times out within its deadline, the loop keeps ticking. */
+    struct result res = {0};
+    kill(redis, SIGSTOP);
+    gw_store_get(st, "t:s", on_result, &res);
+    int ticks = wait_for(&res, 3000);
+    CHECK(res.done && res.err == GW_ETIMEDOUT, "stopped: expected GW_ETIMEDOUT, got %d", res.err);
+    CHECK(ticks >= 20, "stopped: expected the loop to keep running (≥20 ticks), got %d", ticks);
+    memset(&res, 0, sizeof res);
+    gw_store_get(st, "t:s", on_result, &res);
+    wait_for(&res, 1000);
+    CHECK(res.err == GW_EUNAVAIL || res.err == GW_ETIMEDOUT,
+          "stopped: expected later commands to fail, got %d", res.err);
+    kill(redis, SIGCONT);
+    CHECK(wait_available(st, 8000), "continued: expected the store to reconnect");
+    RUN(gw_store_get(st, "t:s", on_result, &res));
+    CHECK(res.err == 0 && res.n == 1, "continued: expected commands to work again, got %d",
+          res.err);
+
+    /* A killed server: commands fail at once; a restart brings commands and pub/sub back. */
+    struct msgs m = {0};
+    gw_store_subscribe(st, "t:after", on_msg, &m);
+    sleep_loop(100);
+    kill(redis, SIGKILL);
+    waitpid(redis, NULL, 0);
+    sleep_loop(100);
+    RUN(gw_store_get(st, "t:s", on_result, &res));
+    CHECK(res.err == GW_EUNAVAIL, "killed: expected GW_EUNAVAIL, got %d", res.err);
+    CHECK(!gw_store_available(st), "killed: expected unavailable");
+    redis = start_redis(port);
+    CHECK(wait_available(st, 8000), "restarted: expected the store to reconnect");
+    sleep_loop(300); /* the subscriber reconnects on its own backoff */
+    RUN(gw_store_publish(st, "t:after", gw_store_cstr("back"), on_result, &res));
+    sleep_loop(100);
+    CHECK(res.err == 0 && m.count == 1 && strcmp(m.last, "back") == 0,
+          "restarted: expected the subscription restored, got %d msgs", m.count);
+
+    close_store(st);
+    kill(redis, SIGTERM);
+    waitpid(redis, NULL, 0);
+    CHECK(uv_loop_close(&loop) == 0, "expected every handle closed");
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
