@@ -7,6 +7,7 @@
 
 #include "gateway/err.h"
 #include "gateway/mem.h"
+#include "gateway/utf8.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -16,36 +17,14 @@
 /* Length of the UTF-8 character at s, or 0 if it is malformed, a control or a space. */
 static size_t good_char(const unsigned char *s, size_t n)
 {
-    unsigned c = s[0], cp;
-    size_t len;
-    if (c < 0x80)
-        return (c > 0x20 && c != 0x7f) ? 1 : 0;
-    if ((c & 0xe0) == 0xc0) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    if (cp < 0xa0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 ||
-        cp == 0x2029 || cp == 0x202f || cp == 0x205f || cp == 0x3000 || cp == 0xfeff ||
-        cp == 0xfffe || cp == 0xffff)
-        return 0; /* C1 controls, Unicode spaces, BOM, noncharacters */
+    unsigned cp;
+    size_t len = gw_utf8_decode(s, n, &cp);
+    if (len == 0 || cp <= 0x20 || (cp >= 0x7f && cp < 0xa0))
+        return 0; /* malformed, controls, space */
+    if (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 ||
+        cp == 0x202f || cp == 0x205f || cp == 0x3000 || cp == 0xfeff || cp == 0xfffe ||
+        cp == 0xffff)
+        return 0; /* Unicode spaces, BOM, noncharacters */
     return len;
 }
 

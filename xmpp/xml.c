@@ -3,6 +3,7 @@
 
 #include "gateway/err.h"
 #include "gateway/mem.h"
+#include "gateway/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -294,36 +295,13 @@ char *gw_xml_text(const struct gw_xml *el)
 
 /* ---- serializer ---- */
 
-/* Decodes one UTF-8 sequence at s (n bytes left); returns its length, or 0 if it is not a
- * well-formed sequence of a character XML 1.0 allows. */
+/* Length of the UTF-8 character at s (n bytes left), or 0 if it is malformed or a character
+ * XML 1.0 does not allow (C0 controls but tab, LF and CR; U+FFFE; U+FFFF). */
 static size_t xml_char(const unsigned char *s, size_t n)
 {
-    unsigned c = s[0];
-    size_t len;
     unsigned cp;
-    if (c < 0x80) {
-        return (c >= 0x20 || c == '\t' || c == '\n' || c == '\r') ? 1 : 0;
-    } else if ((c & 0xe0) == 0xc0) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    static const unsigned min[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0xfffe ||
+    size_t len = gw_utf8_decode(s, n, &cp);
+    if (len == 0 || (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xfffe ||
         cp == 0xffff)
         return 0;
     return len;

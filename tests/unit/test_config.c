@@ -1,25 +1,12 @@
 /* Tests for gateway/config.c: the example file documents every key with its default, and bad
  * input is reported with file, line and key. */
+#include "tests/unit/check.h"
 #include "gateway/config.h"
 #include "gateway/err.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 static char example[512];
 static char example_text[16384];
@@ -125,6 +112,5 @@ int main(void)
     CHECK(rc == GW_ECONFIG && strstr(err, "/nonexistent/mxgw.conf"),
           "expected missing file error naming it, got '%s'", err);
 
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return CHECK_DONE();
 }

@@ -1,25 +1,12 @@
 /* Tests for xmpp/jid.c: RFC 7622 shapes, the localpart's forbidden characters, lengths, UTF-8
  * validity, domain labels and IP literals, and formatting. */
+#include "tests/unit/check.h"
 #include "gateway/err.h"
 #include "xmpp/jid.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 struct jid_case {
     const char *in;
@@ -104,6 +91,5 @@ int main(void)
     big[14 + 1023] = '\0';
     CHECK(gw_jid_valid(big), "expected a 1023-byte resource to pass");
 
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return CHECK_DONE();
 }

@@ -1,5 +1,6 @@
 /* Tests for gateway/session.c: admission limits, the pre-auth deadline, store records and the
  * registry's shutdown and empty notifications, on a real loop with the in-process store. */
+#include "tests/unit/check.h"
 #include "gateway/core.h"
 #include "gateway/err.h"
 #include "gateway/rand.h"
@@ -9,20 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 struct owner {
     struct gw_session *s;
@@ -210,6 +197,5 @@ int main(void)
     gw_registry_free(core.reg);
     gw_rand_free(core.rand);
     CHECK(uv_loop_close(&loop) == 0, "expected every handle closed");
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return CHECK_DONE();
 }

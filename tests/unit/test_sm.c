@@ -1,24 +1,11 @@
 /* Tests for xmpp/sm.c: acks release in order, bounds refuse without dropping, h too high is a
  * protocol error, stale h is ignored, and counts wrap at 2^32 (XEP-0198 §4, §6). */
+#include "tests/unit/check.h"
 #include "gateway/err.h"
 #include "xmpp/sm.h"
 
 #include <stdio.h>
 #include <string.h>
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 static char released[64];
 
@@ -83,6 +70,5 @@ int main(void)
     CHECK(rc == 1 && q.count == 0, "expected z released, got %d", rc);
     gw_sm_clear(&q);
 
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return CHECK_DONE();
 }

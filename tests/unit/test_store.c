@@ -2,6 +2,7 @@
  * real redis-server started here, then Redis faults: a stopped server (commands time out and the
  * loop keeps running), a killed one (commands fail at once), and a restart (reconnect and
  * re-subscribe). */
+#include "tests/unit/check.h"
 #include "gateway/err.h"
 #include "gateway/store.h"
 
@@ -12,20 +13,6 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 static uv_loop_t loop;
 
@@ -283,6 +270,5 @@ int main(void)
     kill(redis, SIGTERM);
     waitpid(redis, NULL, 0);
     CHECK(uv_loop_close(&loop) == 0, "expected every handle closed");
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return CHECK_DONE();
 }

@@ -1,25 +1,12 @@
 /* Tests for xmpp/stream.c: events for a whole stream, delivery at the last byte whatever the
  * chunking, every refusal RFC 6120 §11 asks for, limits, and reset/free from inside handlers. */
+#include "tests/unit/check.h"
 #include "gateway/err.h"
 #include "xmpp/stream.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 /* Everything a stream reported, as text: "O(name)" "S(xml)" "C" "E(cond)". */
 struct log {
@@ -247,6 +234,5 @@ int main(void)
           "expected a document over the limit refused, got %d", rc);
     free(huge);
 
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return CHECK_DONE();
 }

@@ -1,5 +1,6 @@
 /* Tests for xmpp/xml.c: escaping, namespace declarations, refusal of what XML cannot hold, the
  * buffer cap, and the property parse(serialize(tree)) == tree over generated trees. */
+#include "tests/unit/check.h"
 #include "gateway/err.h"
 #include "xmpp/stream.h"
 #include "xmpp/xml.h"
@@ -7,20 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                           \
-    do {                                                                                           \
-        if (cond) {                                                                                \
-            passed++;                                                                              \
-        } else {                                                                                   \
-            failed++;                                                                              \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                            \
-            printf(__VA_ARGS__);                                                                   \
-            printf("\n");                                                                          \
-        }                                                                                          \
-    } while (0)
 
 static char *ser(const struct gw_xml *el, const char *default_ns, int *rc)
 {
@@ -176,6 +163,5 @@ int main(void)
     }
     CHECK(ok == 2000, "expected 2000 round trips, got %d", ok);
 
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return CHECK_DONE();
 }
