@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void unsubscribe_all(struct gw_store *st, const char *channel);
+
 static void deliver(uv_timer_t *t)
 {
     struct gw_store *st = t->data;
@@ -81,6 +83,7 @@ void store_deliver_msg(struct gw_store *st, gw_store_msg_cb fn, void *arg, const
 static void base_closed(uv_handle_t *h)
 {
     struct gw_store *st = h->data;
+    unsubscribe_all(st, NULL);
     void (*fn)(void *) = st->closed;
     void *arg = st->closed_arg;
     free(st);
@@ -259,16 +262,52 @@ int gw_store_publish(struct gw_store *st, const char *channel, struct gw_store_s
     return submit(st, &c, cb, arg);
 }
 
+void store_publish_local(struct gw_store *st, const char *channel, struct gw_store_str msg)
+{
+    for (struct store_sub *s = st->subs; s; s = s->next)
+        if (strcmp(s->channel, channel) == 0)
+            store_deliver_msg(st, s->fn, s->arg, s->channel, msg);
+}
+
 int gw_store_subscribe(struct gw_store *st, const char *channel, gw_store_msg_cb fn, void *arg)
 {
     if (st->closing)
         return GW_ECLOSED;
-    return st->be->subscribe(st, channel, fn, arg);
+    bool first = true;
+    for (struct store_sub *s = st->subs; s; s = s->next)
+        if (strcmp(s->channel, channel) == 0)
+            first = false;
+    struct store_sub *s = gw_calloc(1, sizeof *s);
+    s->channel = gw_strdup(channel);
+    s->fn = fn;
+    s->arg = arg;
+    s->next = st->subs;
+    st->subs = s;
+    if (first && st->be->subscribe)
+        st->be->subscribe(st, channel);
+    return 0;
+}
+
+static void unsubscribe_all(struct gw_store *st, const char *channel)
+{
+    for (struct store_sub **ps = &st->subs; *ps;) {
+        struct store_sub *s = *ps;
+        if (!channel || strcmp(s->channel, channel) == 0) {
+            *ps = s->next;
+            free(s->channel);
+            free(s);
+        } else {
+            ps = &s->next;
+        }
+    }
 }
 
 int gw_store_unsubscribe(struct gw_store *st, const char *channel)
 {
     if (st->closing)
         return GW_ECLOSED;
-    return st->be->unsubscribe(st, channel);
+    unsubscribe_all(st, channel);
+    if (st->be->unsubscribe)
+        st->be->unsubscribe(st, channel);
+    return 0;
 }

@@ -36,10 +36,19 @@ struct store_cmd {
 struct store_backend {
     const char *name;
     int (*submit)(struct gw_store *st, const struct store_cmd *cmd, gw_store_cb cb, void *arg);
-    int (*subscribe)(struct gw_store *st, const char *channel, gw_store_msg_cb fn, void *arg);
-    int (*unsubscribe)(struct gw_store *st, const char *channel);
+    /* Tell the server about a channel's first subscriber / last unsubscribe (may be NULL). */
+    void (*subscribe)(struct gw_store *st, const char *channel);
+    void (*unsubscribe)(struct gw_store *st, const char *channel);
     bool (*available)(const struct gw_store *st);
     void (*close)(struct gw_store *st);
+};
+
+/* One subscriber of a channel. */
+struct store_sub {
+    struct store_sub *next;
+    char *channel;
+    gw_store_msg_cb fn;
+    void *arg;
 };
 
 /* The part of a store common to both backends. A backend embeds it first in its own struct. */
@@ -52,6 +61,7 @@ struct gw_store {
     /* Completions waiting to be delivered from the loop (never inside a submit call). */
     struct store_done *done_head, *done_tail;
     uv_timer_t done_timer;
+    struct store_sub *subs;
     bool closing;
 };
 
@@ -73,6 +83,8 @@ void store_complete(struct gw_store *st, gw_store_cb cb, void *arg, int err,
 /* Queues fn(arg, channel, msg) for the next loop iteration, in order with completions. */
 void store_deliver_msg(struct gw_store *st, gw_store_msg_cb fn, void *arg, const char *channel,
                        struct gw_store_str msg);
+/* Queues a message on channel for every subscriber of that channel. */
+void store_publish_local(struct gw_store *st, const char *channel, struct gw_store_str msg);
 /* Delivers pending completions with GW_ECLOSED, closes the base's handle, then calls
  * st->closed and frees st (the backend has released its own parts). */
 void store_base_close(struct gw_store *st);

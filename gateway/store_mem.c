@@ -38,20 +38,12 @@ struct deadline {
     char *key;
 };
 
-struct sub {
-    struct sub *next;
-    char *channel;
-    gw_store_msg_cb fn;
-    void *arg;
-};
-
 struct mem_store {
     struct gw_store base;
     struct gw_map *keys;
     struct deadline *heap;
     size_t nheap, heapcap;
     uv_timer_t sweep;
-    struct sub *subs;
 };
 
 static struct blob *blob_new(const void *p, size_t n)
@@ -384,12 +376,9 @@ static int mem_submit(struct gw_store *st, const struct store_cmd *c, gw_store_c
     }
     case OP_PUBLISH: {
         long long receivers = 0;
-        for (struct sub *s = m->subs; s; s = s->next) {
-            if (strcmp(s->channel, c->key) != 0)
-                continue;
-            store_deliver_msg(st, s->fn, s->arg, c->key, c->values[0]);
-            receivers++;
-        }
+        for (struct store_sub *sub = st->subs; sub; sub = sub->next)
+            receivers += strcmp(sub->channel, c->key) == 0;
+        store_publish_local(st, c->key, c->values[0]);
         reply_int(m, cb, arg, 0, receivers);
         return 0;
     }
@@ -397,34 +386,6 @@ static int mem_submit(struct gw_store *st, const struct store_cmd *c, gw_store_c
     return GW_EINVAL;
 wrongtype:
     reply_int(m, cb, arg, GW_EINVAL, 0);
-    return 0;
-}
-
-static int mem_subscribe(struct gw_store *st, const char *channel, gw_store_msg_cb fn, void *arg)
-{
-    struct mem_store *m = (struct mem_store *)st;
-    struct sub *s = gw_calloc(1, sizeof *s);
-    s->channel = gw_strdup(channel);
-    s->fn = fn;
-    s->arg = arg;
-    s->next = m->subs;
-    m->subs = s;
-    return 0;
-}
-
-static int mem_unsubscribe(struct gw_store *st, const char *channel)
-{
-    struct mem_store *m = (struct mem_store *)st;
-    for (struct sub **ps = &m->subs; *ps;) {
-        struct sub *s = *ps;
-        if (strcmp(s->channel, channel) == 0) {
-            *ps = s->next;
-            free(s->channel);
-            free(s);
-        } else {
-            ps = &s->next;
-        }
-    }
     return 0;
 }
 
@@ -456,13 +417,11 @@ static void mem_close(struct gw_store *st)
     for (size_t i = 0; i < m->nheap; i++)
         free(m->heap[i].key);
     free(m->heap);
-    while (m->subs)
-        mem_unsubscribe(st, m->subs->channel);
     uv_close((uv_handle_t *)&m->sweep, sweep_closed);
 }
 
-static const struct store_backend mem_backend = {"memory",        mem_submit,    mem_subscribe,
-                                                 mem_unsubscribe, mem_available, mem_close};
+static const struct store_backend mem_backend = {"memory", mem_submit,    NULL,
+                                                 NULL,     mem_available, mem_close};
 
 int store_mem_open(uv_loop_t *loop, uint64_t timeout_ms, struct gw_store **out)
 {

@@ -68,19 +68,11 @@ struct conn {
     size_t npending;
 };
 
-struct sub {
-    struct sub *next;
-    char *channel;
-    gw_store_msg_cb fn;
-    void *arg;
-};
-
 struct redis_store {
     struct gw_store base;
     char host[256];
     int port, db;
     struct conn cmd, sub;
-    struct sub *subs;
     unsigned handles; /* libuv handles still open while closing */
 };
 
@@ -452,10 +444,7 @@ static void on_message(redisAsyncContext *ac, void *reply, void *privdata)
     if (kind->type != REDIS_REPLY_STRING || strcmp(kind->str, "message") != 0 ||
         ch->type != REDIS_REPLY_STRING || msg->type != REDIS_REPLY_STRING)
         return;
-    for (struct sub *s = c->rs->subs; s; s = s->next)
-        if (strcmp(s->channel, ch->str) == 0)
-            store_deliver_msg(&c->rs->base, s->fn, s->arg, s->channel,
-                              (struct gw_store_str){msg->str, msg->len});
+    store_publish_local(&c->rs->base, ch->str, (struct gw_store_str){msg->str, msg->len});
 }
 
 static void send_subscribe(struct conn *c, const char *verb, const char *channel)
@@ -467,45 +456,24 @@ static void send_subscribe(struct conn *c, const char *verb, const char *channel
 
 static void subscribe_all(struct conn *c)
 {
-    for (struct sub *s = c->rs->subs; s; s = s->next)
+    for (struct store_sub *s = c->rs->base.subs; s; s = s->next)
         send_subscribe(c, "SUBSCRIBE", s->channel);
 }
 
-static int redis_subscribe(struct gw_store *st, const char *channel, gw_store_msg_cb fn, void *arg)
+static void redis_subscribe(struct gw_store *st, const char *channel)
 {
     struct redis_store *rs = (struct redis_store *)st;
-    struct sub *s = gw_calloc(1, sizeof *s);
-    s->channel = gw_strdup(channel);
-    s->fn = fn;
-    s->arg = arg;
-    s->next = rs->subs;
-    rs->subs = s;
     if (!rs->sub.ac && !uv_is_active((uv_handle_t *)&rs->sub.timer))
-        connect_conn(&rs->sub);
+        connect_conn(&rs->sub); /* subscribes to every channel once up */
     else if (rs->sub.up)
         send_subscribe(&rs->sub, "SUBSCRIBE", channel);
-    return 0;
 }
 
-static int redis_unsubscribe(struct gw_store *st, const char *channel)
+static void redis_unsubscribe(struct gw_store *st, const char *channel)
 {
     struct redis_store *rs = (struct redis_store *)st;
-    for (struct sub **ps = &rs->subs; *ps;) {
-        struct sub *s = *ps;
-        if (strcmp(s->channel, channel) == 0) {
-            *ps = s->next;
-            free(s->channel);
-            free(s);
-        } else {
-            ps = &s->next;
-        }
-    }
-    if (rs->sub.up) {
-        const char *argv[] = {"UNSUBSCRIBE", channel};
-        size_t lens[] = {11, strlen(channel)};
-        redisAsyncCommandArgv(rs->sub.ac, NULL, NULL, 2, argv, lens);
-    }
-    return 0;
+    if (rs->sub.up)
+        send_subscribe(&rs->sub, "UNSUBSCRIBE", channel);
 }
 
 /* ---- commands ---- */
@@ -667,12 +635,6 @@ static void redis_close(struct gw_store *st)
     rs->handles++; /* hold the count while closing both */
     close_conn(&rs->cmd);
     close_conn(&rs->sub);
-    while (rs->subs) {
-        struct sub *s = rs->subs;
-        rs->subs = s->next;
-        free(s->channel);
-        free(s);
-    }
     if (--rs->handles == 0)
         store_base_close(&rs->base);
 }
