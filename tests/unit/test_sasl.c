@@ -1,0 +1,167 @@
+/* Tests for xmpp/sasl.c with the RFC 5802 and RFC 7677 test vectors, mechanism choice, and every
+ * way a server message can be refused. */
+#include "tests/unit/check.h"
+
+#include "gateway/err.h"
+#include "xmpp/sasl.h"
+
+#include <mbedtls/base64.h>
+#include <stdlib.h>
+#include <string.h>
+
+int gw_sasl_initial_with_nonce(struct gw_sasl *s, const char *nonce, char **b64);
+
+static char *enc(const char *s)
+{
+    static char out[1024];
+    size_t olen;
+    mbedtls_base64_encode((unsigned char *)out, sizeof out, &olen, (const unsigned char *)s,
+                          strlen(s));
+    out[olen] = '\0';
+    return out;
+}
+
+static char *dec(const char *s)
+{
+    static char out[1024];
+    size_t olen;
+    mbedtls_base64_decode((unsigned char *)out, sizeof out, &olen, (const unsigned char *)s,
+                          strlen(s));
+    out[olen] = '\0';
+    return out;
+}
+
+static int fixed_rng(void *arg, unsigned char *buf, size_t n)
+{
+    (void)arg;
+    memset(buf, 7, n);
+    return 0;
+}
+
+struct vector {
+    const char *mech, *nonce, *client_first, *server_first, *client_final, *server_final;
+};
+
+static const struct vector vectors[] = {
+    {"SCRAM-SHA-1", "fyko+d2lbbFgONRv9qkxdawL", "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
+     "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",
+     "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
+     "v=rmF9pqV8S7suAoZWja4dJRkFsKQ="},
+    {"SCRAM-SHA-256", "rOprNGfwEbeRWgbNEkqO", "n,,n=user,r=rOprNGfwEbeRWgbNEkqO",
+     "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096",
+     "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+     "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=",
+     "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="},
+};
+
+static struct gw_sasl *start(const char *mech, const char *nonce)
+{
+    const char *offered[] = {mech};
+    struct gw_sasl *s = NULL;
+    gw_sasl_new(offered, 1, false, "user", "pencil", fixed_rng, NULL, &s);
+    char *first = NULL;
+    gw_sasl_initial_with_nonce(s, nonce, &first);
+    free(first);
+    return s;
+}
+
+int main(void)
+{
+    for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
+        const struct vector *v = &vectors[i];
+        const char *offered[] = {"PLAIN", v->mech};
+        struct gw_sasl *s = NULL;
+        int rc = gw_sasl_new(offered, 2, true, "user", "pencil", fixed_rng, NULL, &s);
+        CHECK(rc == 0 && strcmp(gw_sasl_mechanism(s), v->mech) == 0, "%s: expected chosen, got %s",
+              v->mech, s ? gw_sasl_mechanism(s) : "none");
+        char *first = NULL, *final = NULL;
+        gw_sasl_initial_with_nonce(s, v->nonce, &first);
+        CHECK(strcmp(dec(first), v->client_first) == 0, "%s: expected %s got %s", v->mech,
+              v->client_first, dec(first));
+        rc = gw_sasl_step(s, enc(v->server_first), &final);
+        CHECK(rc == 0 && strcmp(dec(final), v->client_final) == 0, "%s: expected %s got %s",
+              v->mech, v->client_final, rc == 0 ? dec(final) : "(error)");
+        CHECK(gw_sasl_success(s, enc(v->server_final)) == 0,
+              "%s: expected the server signature "
+              "to verify",
+              v->mech);
+        free(first);
+        free(final);
+        gw_sasl_free(s);
+
+        /* A wrong server signature, or none at all, is refused. */
+        s = start(v->mech, v->nonce);
+        gw_sasl_step(s, enc(v->server_first), &final);
+        free(final);
+        CHECK(gw_sasl_success(s, enc("v=AAAAAAAAAAAAAAAAAAAAAAAAAAA=")) == GW_EAUTH,
+              "%s: expected a wrong signature refused", v->mech);
+        CHECK(gw_sasl_success(s, "") == GW_EAUTH, "%s: expected a missing v= refused", v->mech);
+        CHECK(gw_sasl_success(s, enc("e=other-error")) == GW_EAUTH, "%s: expected e= refused",
+              v->mech);
+        gw_sasl_free(s);
+    }
+
+    /* Mechanism choice: SHA-256 over SHA-1 over PLAIN, PLAIN only where allowed. */
+    const char *all[] = {"PLAIN", "SCRAM-SHA-1", "SCRAM-SHA-256", "X-OAUTH2"};
+    const char *plain[] = {"PLAIN"};
+    struct gw_sasl *s = NULL;
+    CHECK(gw_sasl_new(all, 4, true, "u", "p", fixed_rng, NULL, &s) == 0 &&
+              strcmp(gw_sasl_mechanism(s), "SCRAM-SHA-256") == 0,
+          "expected SCRAM-SHA-256 first");
+    gw_sasl_free(s);
+    CHECK(gw_sasl_new(all, 2, true, "u", "p", fixed_rng, NULL, &s) == 0 &&
+              strcmp(gw_sasl_mechanism(s), "SCRAM-SHA-1") == 0,
+          "expected SCRAM-SHA-1 over PLAIN");
+    gw_sasl_free(s);
+    s = NULL;
+    CHECK(gw_sasl_new(plain, 1, false, "u", "p", fixed_rng, NULL, &s) == GW_EAUTH && !s,
+          "expected PLAIN refused where it is not allowed");
+    CHECK(gw_sasl_new(plain, 1, true, "u", "p", fixed_rng, NULL, &s) == 0, "expected PLAIN");
+    char *b64 = NULL;
+    gw_sasl_initial(s, &b64);
+    size_t olen;
+    unsigned char raw[32];
+    mbedtls_base64_decode(raw, sizeof raw, &olen, (unsigned char *)b64, strlen(b64));
+    CHECK(olen == 4 && memcmp(raw, "\0u\0p", 4) == 0, "expected \\0u\\0p, got %zu bytes", olen);
+    free(b64);
+    gw_sasl_free(s);
+    CHECK(gw_sasl_new(all, 4, true, "bad\001name", "p", fixed_rng, NULL, &s) == GW_EINVAL,
+          "expected a control character refused");
+
+    /* Usernames with ',' and '=' are escaped. */
+    const char *sha1[] = {"SCRAM-SHA-1"};
+    gw_sasl_new(sha1, 1, false, "a,b=c", "p", fixed_rng, NULL, &s);
+    gw_sasl_initial_with_nonce(s, "N", &b64);
+    CHECK(strcmp(dec(b64), "n,,n=a=2Cb=3Dc,r=N") == 0, "expected escaped name, got %s", dec(b64));
+    free(b64);
+    gw_sasl_free(s);
+
+    /* Bad server-first messages. */
+    const char *bad[] = {
+        "r=someoneelse,s=QSXCR+Q6sek8bf92,i=4096",              /* nonce not ours */
+        "r=fyko+d2lbbFgONRv9qkxdawL,s=QSXCR+Q6sek8bf92,i=4096", /* nonce not extended */
+        "r=fyko+d2lbbFgONRv9qkxdawLx,s=QSXCR+Q6sek8bf92,i=1",   /* iterations too low */
+        "r=fyko+d2lbbFgONRv9qkxdawLx,s=QSXCR+Q6sek8bf92,i=1000000000",
+        "r=fyko+d2lbbFgONRv9qkxdawLx,i=4096",                   /* no salt */
+        "r=fyko+d2lbbFgONRv9qkxdawLx,s=!!!,i=4096",             /* bad base64 salt */
+        "r=fyko+d2lbbFgONRv9qkxdawLx,s=QSXCR+Q6sek8bf92,i=12a", /* bad count */
+        "m=ext,r=fyko+d2lbbFgONRv9qkxdawLx,s=QSXCR+Q6sek8bf92,i=4096",
+        "e=invalid-proof",
+        "",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        s = start("SCRAM-SHA-1", "fyko+d2lbbFgONRv9qkxdawL");
+        char *resp = NULL;
+        int rc = gw_sasl_step(s, enc(bad[i]), &resp);
+        CHECK(rc == GW_EAUTH && !resp, "bad server-first %zu (%s): expected GW_EAUTH, got %d", i,
+              bad[i], rc);
+        free(resp);
+        gw_sasl_free(s);
+    }
+    s = start("SCRAM-SHA-1", "fyko+d2lbbFgONRv9qkxdawL");
+    char *resp = NULL;
+    CHECK(gw_sasl_step(s, "not base64!", &resp) == GW_EAUTH, "expected bad base64 refused");
+    gw_sasl_free(s);
+
+    return CHECK_DONE();
+}

@@ -1,0 +1,312 @@
+/* SASL client: SCRAM-SHA-256, SCRAM-SHA-1 and PLAIN.
+ *
+ * SCRAM (RFC 5802): the client-first message carries our nonce; the server-first message must
+ * extend it and give a salt and an iteration count within bounds; we derive SaltedPassword with
+ * PBKDF2 (then wipe the password), send the proof, and keep the server signature we expect so
+ * that <success/> can be checked in constant time. Every secret is wiped when the exchange is
+ * freed. */
+#include "xmpp/sasl.h"
+
+#include "gateway/err.h"
+#include "gateway/mem.h"
+
+#include <mbedtls/base64.h>
+#include <mbedtls/md.h>
+#include <mbedtls/pkcs5.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NONCE_BYTES 18 /* 24 base64 characters */
+#define MAX_HASH    32
+
+enum mech { M_SCRAM_SHA256, M_SCRAM_SHA1, M_PLAIN };
+
+static const char *const mech_names[] = {"SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"};
+
+struct gw_sasl {
+    enum mech mech;
+    char *authcid;
+    char *password;
+    gw_sasl_rng rng;
+    void *rng_arg;
+    char *client_first_bare;
+    char *nonce;
+    unsigned char server_sig[MAX_HASH];
+    size_t hash_len;
+    bool awaiting_final;
+};
+
+static char *b64_encode(const unsigned char *p, size_t n)
+{
+    size_t olen = 0;
+    mbedtls_base64_encode(NULL, 0, &olen, p, n);
+    char *out = gw_malloc(olen + 1);
+    mbedtls_base64_encode((unsigned char *)out, olen + 1, &olen, p, n);
+    out[olen] = '\0';
+    return out;
+}
+
+/* Decodes base64 into an owned buffer; returns NULL if it is not valid base64. */
+static unsigned char *b64_decode(const char *s, size_t *n)
+{
+    size_t len = strlen(s), olen = 0;
+    if (len == 1 && s[0] == '=') { /* RFC 6120 §6.4.2: "=" stands for empty data */
+        *n = 0;
+        return gw_calloc(1, 1);
+    }
+    unsigned char *out = gw_malloc(len + 1);
+    if (mbedtls_base64_decode(out, len + 1, &olen, (const unsigned char *)s, len) != 0) {
+        free(out);
+        return NULL;
+    }
+    out[olen] = '\0';
+    *n = olen;
+    return out;
+}
+
+static bool printable_utf8(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return *s != '\0';
+}
+
+int gw_sasl_new(const char *const *offered, size_t n, bool plain_allowed, const char *authcid,
+                const char *password, gw_sasl_rng rng, void *rng_arg, struct gw_sasl **out)
+{
+    if (!printable_utf8(authcid) || !printable_utf8(password))
+        return GW_EINVAL;
+    int best = -1;
+    for (size_t i = 0; i < n; i++)
+        for (int m = 0; m < 3; m++)
+            if (strcmp(offered[i], mech_names[m]) == 0 && (m != M_PLAIN || plain_allowed) &&
+                (best < 0 || m < best))
+                best = m;
+    if (best < 0)
+        return GW_EAUTH;
+    struct gw_sasl *s = gw_calloc(1, sizeof *s);
+    s->mech = (enum mech)best;
+    s->authcid = gw_strdup(authcid);
+    s->password = gw_strdup(password);
+    s->rng = rng;
+    s->rng_arg = rng_arg;
+    s->hash_len = s->mech == M_SCRAM_SHA1 ? 20 : 32;
+    *out = s;
+    return 0;
+}
+
+const char *gw_sasl_mechanism(const struct gw_sasl *s)
+{
+    return mech_names[s->mech];
+}
+
+static void wipe_password(struct gw_sasl *s)
+{
+    if (s->password) {
+        gw_memzero(s->password, strlen(s->password));
+        free(s->password);
+        s->password = NULL;
+    }
+}
+
+/* The SCRAM "saslname": ',' and '=' escaped as =2C and =3D. */
+static char *saslname(const char *name)
+{
+    char *out = gw_malloc(3 * strlen(name) + 1), *p = out;
+    for (; *name; name++) {
+        if (*name == ',')
+            p += sprintf(p, "=2C");
+        else if (*name == '=')
+            p += sprintf(p, "=3D");
+        else
+            *p++ = *name;
+    }
+    *p = '\0';
+    return out;
+}
+
+/* Builds the initial response with the given client nonce; exposed for RFC test vectors. */
+int gw_sasl_initial_with_nonce(struct gw_sasl *s, const char *nonce, char **b64);
+
+int gw_sasl_initial_with_nonce(struct gw_sasl *s, const char *nonce, char **b64)
+{
+    if (s->mech == M_PLAIN) {
+        size_t a = strlen(s->authcid), p = strlen(s->password);
+        unsigned char *msg = gw_malloc(a + p + 2);
+        msg[0] = '\0';
+        memcpy(msg + 1, s->authcid, a);
+        msg[a + 1] = '\0';
+        memcpy(msg + a + 2, s->password, p);
+        *b64 = b64_encode(msg, a + p + 2);
+        gw_memzero(msg, a + p + 2);
+        free(msg);
+        wipe_password(s);
+        return 0;
+    }
+    char *name = saslname(s->authcid);
+    size_t n = strlen(name) + strlen(nonce) + 8;
+    s->client_first_bare = gw_malloc(n);
+    snprintf(s->client_first_bare, n, "n=%s,r=%s", name, nonce);
+    free(name);
+    s->nonce = gw_strdup(nonce);
+    char *first = gw_malloc(n + 3);
+    snprintf(first, n + 3, "n,,%s", s->client_first_bare);
+    *b64 = b64_encode((unsigned char *)first, strlen(first));
+    free(first);
+    return 0;
+}
+
+int gw_sasl_initial(struct gw_sasl *s, char **b64)
+{
+    unsigned char raw[NONCE_BYTES];
+    if (s->mech != M_PLAIN && s->rng(s->rng_arg, raw, sizeof raw) != 0)
+        return GW_EIO;
+    char *nonce = b64_encode(raw, sizeof raw);
+    int rc = gw_sasl_initial_with_nonce(s, nonce, b64);
+    free(nonce);
+    return rc;
+}
+
+/* Finds attribute `a=` in a comma-separated SCRAM message; returns its value (owned) or NULL. */
+static char *attr(const char *msg, char a)
+{
+    for (const char *p = msg; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+        if (p[0] == a && p[1] == '=') {
+            const char *end = strchr(p, ',');
+            return gw_strndup(p + 2, end ? (size_t)(end - p - 2) : strlen(p + 2));
+        }
+    }
+    return NULL;
+}
+
+static int hmac(const mbedtls_md_info_t *md, const unsigned char *key, size_t klen, const void *msg,
+                size_t mlen, unsigned char *out)
+{
+    return mbedtls_md_hmac(md, key, klen, msg, mlen, out);
+}
+
+int gw_sasl_step(struct gw_sasl *s, const char *b64, char **out)
+{
+    if (s->mech == M_PLAIN || !s->client_first_bare || s->awaiting_final || !s->password)
+        return GW_EAUTH;
+    size_t n;
+    char *server_first = (char *)b64_decode(b64, &n);
+    if (!server_first || strlen(server_first) != n || n == 0) {
+        free(server_first);
+        return GW_EAUTH;
+    }
+    int rc = GW_EAUTH;
+    char *nonce = NULL, *salt64 = NULL, *iters = NULL, *final_bare = NULL, *auth = NULL;
+    unsigned char *salt = NULL;
+    unsigned char salted[MAX_HASH], ckey[MAX_HASH], stored[MAX_HASH], csig[MAX_HASH];
+    unsigned char skey[MAX_HASH], proof[MAX_HASH];
+    /* RFC 5802 §5.1: the first attribute is r= (an m= extension first means we must refuse). */
+    if (strncmp(server_first, "r=", 2) != 0)
+        goto done;
+    nonce = attr(server_first, 'r');
+    salt64 = attr(server_first, 's');
+    iters = attr(server_first, 'i');
+    char *error = attr(server_first, 'e');
+    free(error);
+    if (!nonce || !salt64 || !iters || error)
+        goto done;
+    size_t ours = strlen(s->nonce);
+    if (strlen(nonce) <= ours || strncmp(nonce, s->nonce, ours) != 0)
+        goto done;
+    char *end;
+    unsigned long i = strtoul(iters, &end, 10);
+    if (*end || iters[0] < '1' || iters[0] > '9' || i < GW_SASL_MIN_ITERATIONS ||
+        i > GW_SASL_MAX_ITERATIONS)
+        goto done;
+    size_t salt_len;
+    salt = b64_decode(salt64, &salt_len);
+    if (!salt || salt_len == 0)
+        goto done;
+
+    const mbedtls_md_info_t *md =
+        mbedtls_md_info_from_type(s->mech == M_SCRAM_SHA1 ? MBEDTLS_MD_SHA1 : MBEDTLS_MD_SHA256);
+    mbedtls_md_context_t ctx;
+    mbedtls_md_init(&ctx);
+    int err = mbedtls_md_setup(&ctx, md, 1);
+    if (!err)
+        err = mbedtls_pkcs5_pbkdf2_hmac(&ctx, (unsigned char *)s->password, strlen(s->password),
+                                        salt, salt_len, (unsigned)i, (uint32_t)s->hash_len, salted);
+    mbedtls_md_free(&ctx);
+    wipe_password(s);
+    if (err)
+        goto done;
+    size_t hl = s->hash_len;
+    size_t fl = strlen(nonce) + 16;
+    final_bare = gw_malloc(fl);
+    snprintf(final_bare, fl, "c=biws,r=%s", nonce);
+    size_t al = strlen(s->client_first_bare) + strlen(server_first) + strlen(final_bare) + 3;
+    auth = gw_malloc(al);
+    snprintf(auth, al, "%s,%s,%s", s->client_first_bare, server_first, final_bare);
+    if (hmac(md, salted, hl, "Client Key", 10, ckey) || mbedtls_md(md, ckey, hl, stored) ||
+        hmac(md, stored, hl, auth, strlen(auth), csig) ||
+        hmac(md, salted, hl, "Server Key", 10, skey) ||
+        hmac(md, skey, hl, auth, strlen(auth), s->server_sig))
+        goto done;
+    for (size_t k = 0; k < hl; k++)
+        proof[k] = ckey[k] ^ csig[k];
+    char *proof64 = b64_encode(proof, hl);
+    size_t ml = strlen(final_bare) + strlen(proof64) + 4;
+    char *msg = gw_malloc(ml);
+    snprintf(msg, ml, "%s,p=%s", final_bare, proof64);
+    *out = b64_encode((unsigned char *)msg, strlen(msg));
+    free(msg);
+    free(proof64);
+    s->awaiting_final = true;
+    rc = 0;
+done:
+    gw_memzero(salted, sizeof salted);
+    gw_memzero(ckey, sizeof ckey);
+    gw_memzero(stored, sizeof stored);
+    gw_memzero(csig, sizeof csig);
+    gw_memzero(skey, sizeof skey);
+    gw_memzero(proof, sizeof proof);
+    free(server_first);
+    free(nonce);
+    free(salt64);
+    free(iters);
+    free(salt);
+    free(final_bare);
+    free(auth);
+    return rc;
+}
+
+int gw_sasl_success(struct gw_sasl *s, const char *b64)
+{
+    if (s->mech == M_PLAIN)
+        return 0;
+    if (!s->awaiting_final || !b64)
+        return GW_EAUTH; /* success without the server proving it knows the password */
+    size_t n;
+    char *final = (char *)b64_decode(b64, &n);
+    int rc = GW_EAUTH;
+    char *v = final ? attr(final, 'v') : NULL;
+    unsigned char *sig = NULL;
+    size_t sig_len = 0;
+    if (v && strncmp(final, "v=", 2) == 0)
+        sig = b64_decode(v, &sig_len);
+    if (sig && sig_len == s->hash_len && gw_memeq_ct(sig, s->server_sig, s->hash_len) == 0)
+        rc = 0;
+    free(final);
+    free(v);
+    free(sig);
+    return rc;
+}
+
+void gw_sasl_free(struct gw_sasl *s)
+{
+    if (!s)
+        return;
+    wipe_password(s);
+    free(s->authcid);
+    free(s->client_first_bare);
+    free(s->nonce);
+    gw_memzero(s, sizeof *s);
+    free(s);
+}

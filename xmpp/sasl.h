@@ -1,0 +1,41 @@
+/* SASL client for logging users in upstream: SCRAM-SHA-256, SCRAM-SHA-1 (RFC 5802, RFC 7677)
+ * and PLAIN (RFC 4616). Without channel binding ("n,,"): tls-unique is unsafe under TLS 1.3 and
+ * mbedTLS 2.28 has no tls-exporter. Usernames and passwords are taken as they are (no SASLprep
+ * mapping): a name that needs NFKC normalization will simply fail to authenticate, which is
+ * safe; control characters are refused. */
+#ifndef GW_SASL_H
+#define GW_SASL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_SASL_MIN_ITERATIONS 4096
+#define GW_SASL_MAX_ITERATIONS 100000
+
+struct gw_sasl;
+
+/* Random bytes for the client nonce (gw_rand_mbedtls in production). Returns 0 on success. */
+typedef int (*gw_sasl_rng)(void *arg, unsigned char *buf, size_t n);
+
+/* Chooses the best mechanism the server offers (SCRAM-SHA-256, then SCRAM-SHA-1, then PLAIN if
+ * plain_allowed) and prepares an exchange for authcid/password (both copied; the password copy
+ * is wiped once the salted password is derived). Returns 0 and an owned exchange, GW_EAUTH when
+ * no offered mechanism is acceptable, or GW_EINVAL for an unusable name or password. */
+int gw_sasl_new(const char *const *offered, size_t n, bool plain_allowed, const char *authcid,
+                const char *password, gw_sasl_rng rng, void *rng_arg, struct gw_sasl **out);
+/* The chosen mechanism's name (static). */
+const char *gw_sasl_mechanism(const struct gw_sasl *s);
+/* The initial response, base64, in *b64 (owned). Returns 0 or GW_EIO (no randomness). */
+int gw_sasl_initial(struct gw_sasl *s, char **b64);
+/* Answers a server challenge (base64). Returns 0 with the response in *b64 (owned), or
+ * GW_EAUTH when the challenge is malformed, the nonce does not extend ours, the iteration
+ * count is outside [GW_SASL_MIN_ITERATIONS, GW_SASL_MAX_ITERATIONS], or it carries e=. */
+int gw_sasl_step(struct gw_sasl *s, const char *b64, char **out);
+/* Checks the additional data of <success/> (base64, may be empty): for SCRAM it must carry the
+ * server signature v= we expect, compared in constant time. Returns 0 or GW_EAUTH. */
+int gw_sasl_success(struct gw_sasl *s, const char *b64);
+/* Frees the exchange, wiping every secret. NULL is fine. */
+void gw_sasl_free(struct gw_sasl *s);
+
+#endif
