@@ -33,16 +33,19 @@ static const char *sid(const struct xws *x)
     return x->sess ? gw_session_id(x->sess) : "-";
 }
 
-static void send_element(struct xws *x, const struct gw_xml *el)
+/* Returns 0, or GW_ELIMIT when the client's queue is full (the caller ends the session: a
+ * stanza is never dropped silently). */
+static int send_element(struct xws *x, const struct gw_xml *el)
 {
     struct gw_buf out;
     gw_buf_init(&out, 0);
-    if (gw_xml_serialize(&out, el, NULL) == 0 && x->conn) {
-        int rc = gw_ws_send(x->conn, out.data, out.len);
-        if (rc == GW_ELIMIT)
-            GW_WARN("ws.queue_full", "session=%s bytes=%zu", sid(x), out.len);
-    }
+    int rc = gw_xml_serialize(&out, el, NULL);
+    if (rc == 0 && x->conn)
+        rc = gw_ws_send(x->conn, out.data, out.len);
+    if (rc == GW_ELIMIT)
+        GW_WARN("ws.queue_full", "session=%s bytes=%zu", sid(x), out.len);
     gw_buf_free(&out);
+    return rc == GW_ELIMIT ? rc : 0;
 }
 
 static void end_upstream(struct xws *x)
@@ -135,11 +138,13 @@ static void up_open(void *arg, const struct gw_xml *header)
 static void up_stanza(void *arg, struct gw_xml *el)
 {
     struct xws *x = arg;
-    if (gw_xml_is(el, GW_NS_SASL, "success"))
-        gw_session_set_state(x->sess, GW_SESSION_AUTHENTICATING);
     watch_bind(x, el);
-    send_element(x, el);
+    int rc = send_element(x, el);
     gw_xml_free(el);
+    if (rc == GW_ELIMIT) {
+        end_stream(x, "policy-violation", NULL, GW_WS_CLOSE_POLICY);
+        return;
+    }
     /* Backpressure: stop reading the server while the client is slow to take what we have. */
     if (x->conn && x->up && !x->up_paused &&
         gw_ws_queued(x->conn) > x->core->cfg->limit_queue_bytes / 2) {
