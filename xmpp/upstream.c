@@ -581,8 +581,14 @@ static void on_timeout(uv_timer_t *t)
         GW_INFO("upstream.timeout", "domain=%s state=%d", up->domain, up->state);
         finish(up, GW_ETIMEDOUT, "remote-connection-failed", NULL);
         break;
-    default:
+    case ST_STREAM:
+        if (!up->tls_phase_done) { /* the server never got to STARTTLS */
+            finish(up, GW_ETIMEDOUT, "remote-connection-failed", NULL);
+            break;
+        }
         do_read(up); /* resumed reading of bytes mbedTLS had buffered */
+        break;
+    default:
         break;
     }
 }
@@ -703,6 +709,7 @@ static void begin_connect(struct gw_upstream *up)
     req->data = up;
     up->state = ST_RESOLVING;
     up->resolving = true;
+    uv_timer_start(&up->timer, on_timeout, up->core->cfg->upstream_connect_timeout_ms, 0);
     if (uv_getaddrinfo(up->core->loop, req, on_resolved, hp->host, port, &hints) != 0) {
         free(req);
         up->resolving = false;

@@ -234,3 +234,22 @@ test("SIGTERM: every client gets system-shutdown, <close/> and WebSocket close 1
       for (const c of clients) c.close();
     }
   }));
+
+test("an upstream that accepts the connection but never speaks gives remote-connection-failed",
+  { timeout: 30000 }, guarded(() => env, async () => {
+    const quick = await env.startGateway({ upstream: `127.0.0.1:${fake.port}`,
+      upstream_connect_timeout: "1s" });
+    const silent = fake.expect((conn) => conn.closed); // reads, never answers
+    const c = await RawWs.connect(quick.wsUrl);
+    try {
+      const started = Date.now();
+      c.send(openFrame());
+      await expectStreamError(c, "remote-connection-failed");
+      assert.ok(Date.now() - started < 10000, "the negotiation deadline ends the wait");
+      const { ok } = await withTimeout(silent.done, 5000, "mxgw closing the silent upstream");
+      assert.ok(ok, "the silent upstream's connection was closed by mxgw");
+    } finally {
+      c.close();
+    }
+    assert.ok(quick.running, "mxgw keeps running");
+  }));
