@@ -1,0 +1,373 @@
+/* JSON for the mobile protocol.
+ *
+ * Parsing runs on yajl's callback interface and builds our own small tree, so that every bound
+ * is ours: depth, size, duplicate keys, integer range, and what a string may hold. yajl turns a
+ * lone surrogate escape into '?', so escapes are checked on the raw text first; decoded strings
+ * are then checked for characters XML cannot carry, since every string may end up in a stanza. */
+#include "xmpp/json.h"
+
+#include "gateway/err.h"
+#include "gateway/mem.h"
+#include "gateway/utf8.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_parse.h>
+
+struct builder {
+    struct gw_json *root;
+    struct gw_json *stack[GW_JSON_MAX_DEPTH + 1];
+    unsigned depth;
+    char *pending_key;
+    const char *error;
+};
+
+static void set_error(struct builder *b, const char *why)
+{
+    if (!b->error)
+        b->error = why;
+}
+
+static struct gw_json *add(struct builder *b, enum gw_json_type type)
+{
+    struct gw_json *v = gw_calloc(1, sizeof *v);
+    v->type = type;
+    if (b->depth == 0) {
+        if (b->root || type != GW_JSON_OBJECT) {
+            free(v);
+            set_error(b, "the top level must be one object");
+            return NULL;
+        }
+        b->root = v;
+        return v;
+    }
+    struct gw_json *parent = b->stack[b->depth - 1];
+    if (parent->type == GW_JSON_OBJECT) {
+        v->key = b->pending_key;
+        b->pending_key = NULL;
+    }
+    if (parent->last)
+        parent->last->next = v;
+    else
+        parent->child = v;
+    parent->last = v;
+    parent->n++;
+    return v;
+}
+
+static int push(struct builder *b, struct gw_json *v)
+{
+    if (!v)
+        return 0;
+    if (b->depth >= GW_JSON_MAX_DEPTH) {
+        set_error(b, "nested too deep");
+        return 0;
+    }
+    b->stack[b->depth++] = v;
+    return 1;
+}
+
+static int cb_null(void *ctx)
+{
+    return add(ctx, GW_JSON_NULL) != NULL;
+}
+
+static int cb_bool(void *ctx, int val)
+{
+    struct gw_json *v = add(ctx, GW_JSON_BOOL);
+    if (v)
+        v->b = val != 0;
+    return v != NULL;
+}
+
+static int cb_integer(void *ctx, long long val)
+{
+    if (val > GW_JSON_MAX_INT || val < -GW_JSON_MAX_INT) {
+        set_error(ctx, "integer outside ±(2^53-1)");
+        return 0;
+    }
+    struct gw_json *v = add(ctx, GW_JSON_INT);
+    if (v)
+        v->i = val;
+    return v != NULL;
+}
+
+static int cb_double(void *ctx, double val)
+{
+    (void)val;
+    set_error(ctx, "only integers are allowed");
+    return 0;
+}
+
+/* Characters XML cannot carry are refused in every string: it may become stanza text. */
+static bool xml_safe(const unsigned char *s, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        unsigned cp;
+        size_t n = gw_utf8_decode(s + i, len - i, &cp);
+        if (!n || (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xfffe ||
+            cp == 0xffff)
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+static int cb_string(void *ctx, const unsigned char *s, size_t len)
+{
+    if (!xml_safe(s, len)) {
+        set_error(ctx, "a string holds a character XML cannot carry");
+        return 0;
+    }
+    struct gw_json *v = add(ctx, GW_JSON_STRING);
+    if (v) {
+        v->s = gw_strndup((const char *)s, len);
+        v->slen = len;
+    }
+    return v != NULL;
+}
+
+static int cb_start_map(void *ctx)
+{
+    return push(ctx, add(ctx, GW_JSON_OBJECT));
+}
+
+static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
+{
+    struct builder *b = ctx;
+    if (!xml_safe(key, len)) {
+        set_error(b, "a key holds a character XML cannot carry");
+        return 0;
+    }
+    struct gw_json *obj = b->stack[b->depth - 1];
+    for (struct gw_json *m = obj->child; m; m = m->next)
+        if (strlen(m->key) == len && memcmp(m->key, key, len) == 0) {
+            set_error(b, "duplicate key");
+            return 0;
+        }
+    free(b->pending_key);
+    b->pending_key = gw_strndup((const char *)key, len);
+    return 1;
+}
+
+static int cb_end(void *ctx)
+{
+    struct builder *b = ctx;
+    b->depth--;
+    return 1;
+}
+
+static int cb_start_array(void *ctx)
+{
+    return push(ctx, add(ctx, GW_JSON_ARRAY));
+}
+
+static const yajl_callbacks callbacks = {cb_null, cb_bool,        cb_integer,   cb_double,
+                                         NULL,    cb_string,      cb_start_map, cb_map_key,
+                                         cb_end,  cb_start_array, cb_end};
+
+static int hexval(const char *p)
+{
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= c - '0';
+        else if (c >= 'a' && c <= 'f')
+            v |= c - 'a' + 10;
+        else if (c >= 'A' && c <= 'F')
+            v |= c - 'A' + 10;
+        else
+            return -1;
+    }
+    return v;
+}
+
+/* Checks every \uXXXX escape in the raw text: a high surrogate must be followed by a low one,
+ * and a low one must follow a high one. (yajl would quietly turn either into '?'.) */
+static bool surrogates_paired(const char *t, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        if (t[i] == '"') {
+            in_string = !in_string;
+        } else if (in_string && t[i] == '\\' && i + 1 < len) {
+            if (t[i + 1] == 'u' && i + 5 < len) {
+                int v = hexval(t + i + 2);
+                if (v >= 0xdc00 && v <= 0xdfff)
+                    return false;
+                if (v >= 0xd800 && v <= 0xdbff) {
+                    int w = i + 11 < len && t[i + 6] == '\\' && t[i + 7] == 'u' ? hexval(t + i + 8)
+                                                                                : -1;
+                    if (w < 0xdc00 || w > 0xdfff)
+                        return false;
+                    i += 6;
+                }
+                i += 5;
+            } else {
+                i++; /* skip the escaped character */
+            }
+        }
+    }
+    return true;
+}
+
+int gw_json_parse(const char *text, size_t len, size_t max_bytes, struct gw_json **out, char *err,
+                  size_t errlen)
+{
+    *out = NULL;
+    if (len > max_bytes) {
+        snprintf(err, errlen, "message larger than %zu bytes", max_bytes);
+        return GW_ELIMIT;
+    }
+    if (!surrogates_paired(text, len)) {
+        snprintf(err, errlen, "a lone surrogate cannot be carried");
+        return GW_EINVAL;
+    }
+    struct builder b;
+    memset(&b, 0, sizeof b);
+    yajl_handle h = yajl_alloc(&callbacks, NULL, &b);
+    yajl_status st = yajl_parse(h, (const unsigned char *)text, len);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
+    if (st != yajl_status_ok && !b.error)
+        b.error = "malformed JSON";
+    yajl_free(h);
+    free(b.pending_key);
+    if (b.error || !b.root) {
+        snprintf(err, errlen, "%s", b.error ? b.error : "empty message");
+        gw_json_free(b.root);
+        return GW_EINVAL;
+    }
+    *out = b.root;
+    return 0;
+}
+
+void gw_json_free(struct gw_json *v)
+{
+    while (v) {
+        struct gw_json *next = v->next;
+        gw_json_free(v->child); /* depth is bounded by GW_JSON_MAX_DEPTH */
+        free(v->key);
+        free(v->s);
+        free(v);
+        v = next;
+    }
+}
+
+const struct gw_json *gw_json_get(const struct gw_json *obj, const char *key)
+{
+    if (!obj || obj->type != GW_JSON_OBJECT)
+        return NULL;
+    for (const struct gw_json *m = obj->child; m; m = m->next)
+        if (strcmp(m->key, key) == 0)
+            return m;
+    return NULL;
+}
+
+const char *gw_json_str(const struct gw_json *obj, const char *key)
+{
+    const struct gw_json *v = gw_json_get(obj, key);
+    return v && v->type == GW_JSON_STRING ? v->s : NULL;
+}
+
+int gw_json_int(const struct gw_json *obj, const char *key, long long *outp)
+{
+    const struct gw_json *v = gw_json_get(obj, key);
+    if (!v || v->type != GW_JSON_INT)
+        return 0;
+    *outp = v->i;
+    return 1;
+}
+
+/* ---- writer ---- */
+
+struct gw_json_out {
+    yajl_gen g;
+};
+
+struct gw_json_out *gw_json_out_new(void)
+{
+    struct gw_json_out *w = gw_malloc(sizeof *w);
+    w->g = yajl_gen_alloc(NULL);
+    yajl_gen_config(w->g, yajl_gen_validate_utf8, 1);
+    return w;
+}
+
+void gw_json_out_free(struct gw_json_out *w)
+{
+    if (!w)
+        return;
+    yajl_gen_free(w->g);
+    free(w);
+}
+
+void gw_json_open(struct gw_json_out *w)
+{
+    yajl_gen_map_open(w->g);
+}
+
+void gw_json_close(struct gw_json_out *w)
+{
+    yajl_gen_map_close(w->g);
+}
+
+void gw_json_open_array(struct gw_json_out *w)
+{
+    yajl_gen_array_open(w->g);
+}
+
+void gw_json_close_array(struct gw_json_out *w)
+{
+    yajl_gen_array_close(w->g);
+}
+
+void gw_json_key(struct gw_json_out *w, const char *key)
+{
+    yajl_gen_string(w->g, (const unsigned char *)key, strlen(key));
+}
+
+void gw_json_string(struct gw_json_out *w, const char *s, size_t len)
+{
+    yajl_gen_string(w->g, (const unsigned char *)s, len);
+}
+
+void gw_json_cstr(struct gw_json_out *w, const char *s)
+{
+    gw_json_string(w, s, strlen(s));
+}
+
+void gw_json_integer(struct gw_json_out *w, long long i)
+{
+    yajl_gen_integer(w->g, i);
+}
+
+void gw_json_bool(struct gw_json_out *w, bool b)
+{
+    yajl_gen_bool(w->g, b);
+}
+
+void gw_json_kv(struct gw_json_out *w, const char *key, const char *value)
+{
+    if (!value)
+        return;
+    gw_json_key(w, key);
+    gw_json_cstr(w, value);
+}
+
+const char *gw_json_text(struct gw_json_out *w, size_t *len)
+{
+    const unsigned char *buf;
+    yajl_gen_get_buf(w->g, &buf, len);
+    return (const char *)buf;
+}
+
+void gw_json_reset(struct gw_json_out *w)
+{
+    yajl_gen_free(w->g);
+    w->g = yajl_gen_alloc(NULL);
+    yajl_gen_config(w->g, yajl_gen_validate_utf8, 1);
+}
