@@ -8,6 +8,7 @@
 #include "gateway/session.h"
 #include "gateway/store.h"
 #include "web/ws.h"
+#include "web/ws_json.h"
 #include "web/ws_xmpp.h"
 #include "xmpp/upstream.h"
 
@@ -23,7 +24,7 @@ struct app {
     struct gw_core core;
     struct gw_config cfg;
     struct gw_ws *ws;
-    struct gw_ws_proto protos[1];
+    struct gw_ws_proto protos[2];
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     bool stopping;
@@ -164,7 +165,8 @@ static int run(struct app *a)
     signal(SIGPIPE, SIG_IGN);
 
     gw_ws_xmpp_proto(&a->core, &a->protos[0]);
-    if (gw_ws_start(&a->core, a->protos, 1, &a->ws) != 0) {
+    gw_ws_json_proto(&a->core, &a->protos[1]);
+    if (gw_ws_start(&a->core, a->protos, 2, &a->ws) != 0) {
         a->exit_code = 1;
         finish(a);
     } else {

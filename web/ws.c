@@ -34,6 +34,7 @@ struct gw_ws_conn {
     char *rx;
     size_t rx_len, rx_cap;
     unsigned fragments;
+    bool skipping; /* inside an oversized message the handler chose to skip */
     struct out_msg *head, *tail;
     size_t queued;
     bool high; /* queue was above half its cap */
@@ -103,8 +104,26 @@ static int on_receive(struct gw_ws_conn *c, const char *in, size_t len)
         return abort_conn(c, GW_WS_CLOSE_UNSUPPORTED, "binary frames are not supported");
     size_t max = c->ws->core->cfg->limit_stanza_bytes;
     size_t remaining = lws_remaining_packet_payload(c->wsi);
-    if (c->rx_len + len + remaining > max)
-        return abort_conn(c, GW_WS_CLOSE_TOO_BIG, "message too big");
+    bool last = remaining == 0 && lws_is_final_fragment(c->wsi);
+    if (c->skipping) { /* the rest of an oversized message: dropped as it arrives */
+        if (last) {
+            c->skipping = false;
+            c->proto->oversized(c->state);
+        }
+        return 0;
+    }
+    if (c->rx_len + len + remaining > max) {
+        if (!c->proto->oversized)
+            return abort_conn(c, GW_WS_CLOSE_TOO_BIG, "message too big");
+        free(c->rx);
+        c->rx = NULL;
+        c->rx_len = c->rx_cap = 0;
+        c->fragments = 0;
+        c->skipping = !last;
+        if (last)
+            c->proto->oversized(c->state);
+        return 0;
+    }
     if (c->rx_len + len > c->rx_cap) {
         size_t cap = c->rx_len + len + remaining;
         c->rx = gw_realloc(c->rx, cap);

@@ -28,12 +28,15 @@ enum {
  * open: a connection was established with this subprotocol; returns the handler's state for the
  *   connection, or NULL to refuse it (the connection is then closed with 1008).
  * message: one complete text message (borrowed for the call).
+ * oversized: optional; a message passed limit_stanza_bytes and was skipped without being
+ *   buffered. Without it such a message closes the connection with 1009.
  * drained: the send queue fell below half of its cap after having been above it.
  * closed: the connection is gone; conn must not be used after this returns. */
 struct gw_ws_proto {
     const char *name;
     void *(*open)(void *arg, struct gw_ws_conn *conn);
     void (*message)(void *state, const char *data, size_t len);
+    void (*oversized)(void *state);
     void (*drained)(void *state);
     void (*closed)(void *state);
     void *arg;
