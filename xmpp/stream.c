@@ -249,7 +249,11 @@ static void setup(struct gw_stream *st)
     XML_SetCommentHandler(p, on_restricted_comment);
     XML_SetProcessingInstructionHandler(p, on_restricted_pi);
     XML_SetXmlDeclHandler(p, on_xmldecl);
+#ifdef GW_HAVE_REPARSE_DEFERRAL
+    /* expat ≥ 2.6.0 (and Debian's backport) defers reparsing a token that arrives in pieces,
+     * which can hold back a complete stanza; the stanza cap bounds the rescan cost instead. */
     XML_SetReparseDeferralEnabled(p, XML_FALSE);
+#endif
 }
 
 static void clear_tree(struct gw_stream *st)
