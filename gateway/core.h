@@ -10,6 +10,7 @@
 struct gw_store;
 struct gw_registry;
 struct gw_rand;
+struct gw_metrics;
 
 struct gw_core {
     uv_loop_t *loop;
@@ -17,7 +18,8 @@ struct gw_core {
     struct gw_store *store;
     struct gw_registry *reg;
     struct gw_rand *rand;
-    void *upstream_shared; /* xmpp/upstream.c's process-wide TLS client state */
+    struct gw_metrics *metrics; /* every module registers its series here */
+    void *upstream_shared;      /* xmpp/upstream.c's process-wide TLS client state */
     char node_id[64];
     bool draining; /* set by SIGTERM: no new sessions */
 };

@@ -4,6 +4,7 @@
 #include "gateway/core.h"
 #include "gateway/err.h"
 #include "gateway/log.h"
+#include "gateway/metrics.h"
 #include "gateway/rand.h"
 #include "gateway/session.h"
 #include "gateway/store.h"
@@ -134,6 +135,7 @@ static int run(struct app *a)
         return 1;
     a->core.loop = &loop;
     a->core.cfg = &a->cfg;
+    a->core.metrics = gw_metrics_new();
     if (gw_rand_new(&a->core.rand) != 0 || make_node_id(a) != 0) {
         GW_ERROR("start.failed", "what=rng");
         return 1;
@@ -179,6 +181,7 @@ static int run(struct app *a)
     gw_registry_free(a->core.reg);
     gw_upstream_global_free(&a->core);
     gw_rand_free(a->core.rand);
+    gw_metrics_free(a->core.metrics);
     if (uv_loop_close(&loop) != 0)
         GW_WARN("shutdown.handles_left", "%s", "");
     GW_INFO("stop", "exit=%d", a->exit_code);
