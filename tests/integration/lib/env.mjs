@@ -351,7 +351,12 @@ function luaString(s) {
 }
 
 /** Writes a Prosody config for "localhost" with plain-file accounts; returns its path. */
-export function writeProsodyConfig(pdir, { c2sPort, httpPort, cert, users, logFile }) {
+/** The external component (XEP-0114) mxgw connects as, and its secret. */
+export const COMPONENT = { domain: "mxgw.localhost", secret: crypto.randomBytes(12).toString("hex") };
+/** The MUC service on the test Prosody. */
+export const MUC_DOMAIN = "conference.localhost";
+
+export function writeProsodyConfig(pdir, { c2sPort, httpPort, componentPort, cert, users, logFile }) {
   const data = path.join(pdir, "data");
   const accounts = path.join(data, "localhost", "accounts"); // "localhost" needs no encoding
   fs.mkdirSync(accounts, { recursive: true });
@@ -375,6 +380,8 @@ local_interfaces = { "127.0.0.1" }
 c2s_ports = { ${c2sPort} }
 c2s_interfaces = { "127.0.0.1" }
 c2s_direct_tls_ports = { }
+component_ports = { ${componentPort} }
+component_interfaces = { "127.0.0.1" }
 s2s_ports = { }
 s2s_interfaces = { }
 http_ports = { ${httpPort} }
@@ -399,6 +406,10 @@ modules_enabled = {
 modules_disabled = { "s2s"; "offline"; }
 VirtualHost "localhost"
   ssl = { certificate = ${luaString(crt)}, key = ${luaString(key)} }
+Component ${luaString(MUC_DOMAIN)} "muc"
+  restrict_room_creation = false
+Component ${luaString(COMPONENT.domain)}
+  component_secret = ${luaString(COMPONENT.secret)}
 `);
   return conf;
 }
@@ -411,9 +422,10 @@ export class Prosody {
     fs.mkdirSync(p.dir, { recursive: true });
     p.c2sPort = await freePort();
     p.httpPort = await freePort();
+    p.componentPort = await freePort();
     p.logFile = path.join(p.dir, "prosody.log");
     const conf = writeProsodyConfig(p.dir, {
-      c2sPort: p.c2sPort, httpPort: p.httpPort, cert: certs.localhost, users, logFile: p.logFile,
+      c2sPort: p.c2sPort, httpPort: p.httpPort, componentPort: p.componentPort, cert: certs.localhost, users, logFile: p.logFile,
     });
     if (asRoot) execFileSync("chown", ["-R", "prosody:prosody", p.dir]);
     p.child = new Child("prosody", "prosody", ["--config", conf, "-F"], {
@@ -423,6 +435,7 @@ export class Prosody {
     });
     await waitForPort(p.c2sPort, { child: p.child });
     await waitForPort(p.httpPort, { child: p.child });
+    await waitForPort(p.componentPort, { child: p.child });
     return p;
   }
 
