@@ -39,7 +39,16 @@ struct jws {
     uint32_t client_acked; /* of those, acknowledged by the client */
     uint32_t from_client;  /* client stanzas sent upstream */
     uint32_t server_acked; /* of those, acknowledged by the server */
+    /* JID aliases, once the client turned them on with the "alias" op (xmpp/xlate.h) */
+    struct gw_alias *aliases;
 };
+
+/* What the translator needs to know about this connection (xmpp/xlate.h). */
+static struct gw_xlate_ctx xlate_ctx(const struct jws *x)
+{
+    struct gw_xlate_ctx ctx = {x->jid, NULL, x->lang, x->aliases, x->core->cfg->limit_stanza_bytes};
+    return ctx;
+}
 
 static const char *sid(const struct jws *x)
 {
@@ -176,7 +185,8 @@ static void up_stanza(void *arg, struct gw_xml *el)
         return;
     }
     struct gw_json_out *w = gw_json_out_new();
-    int rc = gw_xlate_to_json(el, x->jid, x->lang, w);
+    struct gw_xlate_ctx ctx = xlate_ctx(x);
+    int rc = gw_xlate_stanza_json(el, &ctx, w);
     gw_xml_free(el);
     if (rc) {
         gw_json_out_free(w);
@@ -312,7 +322,8 @@ static void op_stanza(struct jws *x, const struct gw_json *obj)
     struct gw_xml *el = NULL;
     const char *cond = NULL;
     char why[160];
-    if (gw_xlate_to_xml(obj, &el, &cond, why, sizeof why) != 0) {
+    struct gw_xlate_ctx ctx = xlate_ctx(x);
+    if (gw_xlate_json_stanza(obj, &ctx, &el, &cond, why, sizeof why) != 0) {
         send_error(x, cond, why, id, false);
         return;
     }
@@ -363,6 +374,10 @@ static void on_message(void *state, const char *data, size_t len)
         } else {
             send_ack(x, "a", x->server_acked);
         }
+    } else if (strcmp(op, "alias") == 0) {
+        struct gw_json_out *w = gw_json_out_new();
+        gw_xlate_alias_op(&x->aliases, obj, w);
+        send_out(x, w);
     } else if (strcmp(op, "resume") == 0 || strcmp(op, "active") == 0 ||
                strcmp(op, "inactive") == 0 || strncmp(op, "push.", 5) == 0) {
         send_error(x, "feature-not-implemented", "reserved in this version", NULL, false);
@@ -396,6 +411,7 @@ static void on_closed(void *state)
     gw_session_close(x->sess);
     free(x->jid);
     free(x->lang);
+    gw_alias_free(x->aliases);
     free(x);
 }
 
