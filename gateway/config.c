@@ -28,6 +28,9 @@ struct key {
 static const struct key keys[] = {
     {"ws_listen", T_HOSTPORT, F(ws_listen), "127.0.0.1:5290", NOLIM},
     {"ws_path", T_STR, F(ws_path), "/xmpp-websocket", NOLIM},
+    {"ws_deflate", T_BOOL, F(ws_deflate), "no", NOLIM},
+    {"ws_deflate_window_bits", T_UINT, F(ws_deflate_window_bits), "10", 9, 15},
+    {"ws_deflate_mem_level", T_UINT, F(ws_deflate_mem_level), "1", 1, 9},
     {"upstream", T_HOSTPORT, F(upstream), "127.0.0.1:5222", NOLIM},
     {"upstream_tls", T_TLS, F(upstream_tls), "required", NOLIM},
     {"upstream_ca_file", T_STR, F(upstream_ca_file), "/etc/ssl/certs/ca-certificates.crt", NOLIM},

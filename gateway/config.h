@@ -19,6 +19,11 @@ struct gw_config {
     /* listeners */
     struct gw_hostport ws_listen;
     char ws_path[128];
+    /* WebSocket permessage-deflate (RFC 7692): off unless enabled; the server's window and
+     * memory level bound what compressing costs per connection */
+    bool ws_deflate;
+    unsigned ws_deflate_window_bits;
+    unsigned ws_deflate_mem_level;
     /* upstream XMPP server */
     struct gw_hostport upstream;
     enum gw_tls_mode upstream_tls;

@@ -6,12 +6,25 @@
  * into a buffer capped at the stanza limit (refusing with 1009 as soon as a frame header
  * announces more), and queues outbound messages up to the queue cap, writing one message per
  * writable callback. Closing after the queue drains is how a stream error reaches the client
- * before the close frame. */
+ * before the close frame.
+ *
+ * permessage-deflate (RFC 7692), when the config allows it and the client offers it, is lws's
+ * own extension with its memory bounded: zlib's memory level is set per connection, and the
+ * server's compression window is narrowed around each write. lws 4.1 reads one window setting
+ * for both directions and sets each zlib stream up lazily, the deflater on the first write and
+ * the inflater on the first compressed message received; the inflater must keep the full
+ * window because lws cannot answer client_max_window_bits, so the client may compress with 32
+ * KiB of history, while our own deflater may use any smaller window, which every inflater
+ * reads. The reassembly cap applies to inflated bytes, and a compressed message over it closes
+ * the connection (1009) rather than being skipped, since skipping would still mean inflating
+ * all of it. Compression is negotiated at the upgrade, before the client has logged in (lws
+ * cannot defer it): the caps, not authentication, are what bound a hostile client. */
 #include "web/ws.h"
 
 #include "gateway/err.h"
 #include "gateway/log.h"
 #include "gateway/mem.h"
+#include "gateway/metrics.h"
 
 #include <libwebsockets.h>
 #include <stdio.h>
@@ -35,6 +48,7 @@ struct gw_ws_conn {
     size_t rx_len, rx_cap;
     unsigned fragments;
     bool skipping; /* inside an oversized message the handler chose to skip */
+    bool deflate;  /* permessage-deflate was negotiated */
     struct out_msg *head, *tail;
     size_t queued;
     bool high; /* queue was above half its cap */
@@ -50,7 +64,23 @@ struct gw_ws {
     const struct gw_ws_proto *protos;
     size_t nprotos;
     struct lws_protocols *lws_protos;
+    uint64_t *deflated; /* connections that negotiated permessage-deflate */
 };
+
+#define PMD "permessage-deflate"
+
+/* The extensions offered when ws_deflate is on. The offer string is only used by lws clients. */
+static const struct lws_extension extensions[] = {
+    {PMD, lws_extension_callback_pm_deflate, PMD "; client_max_window_bits"},
+    {NULL, NULL, NULL},
+};
+
+static int deflate_option(struct gw_ws_conn *c, const char *name, unsigned value)
+{
+    char v[12];
+    snprintf(v, sizeof v, "%u", value);
+    return lws_set_extension_option(c->wsi, PMD, name, v);
+}
 
 static struct gw_ws *server_of(struct lws *wsi)
 {
@@ -105,6 +135,8 @@ static int on_receive(struct gw_ws_conn *c, const char *in, size_t len)
     size_t max = c->ws->core->cfg->limit_stanza_bytes;
     size_t remaining = lws_remaining_packet_payload(c->wsi);
     bool last = remaining == 0 && lws_is_final_fragment(c->wsi);
+    if (c->deflate && (c->rx_len + len > max || remaining > 2 * max))
+        return abort_conn(c, GW_WS_CLOSE_TOO_BIG, "message too big");
     if (c->skipping) { /* the rest of an oversized message: dropped as it arrives */
         if (last) {
             c->skipping = false;
@@ -112,7 +144,7 @@ static int on_receive(struct gw_ws_conn *c, const char *in, size_t len)
         }
         return 0;
     }
-    if (c->rx_len + len + remaining > max) {
+    if (!c->deflate && c->rx_len + len + remaining > max) {
         if (!c->proto->oversized)
             return abort_conn(c, GW_WS_CLOSE_TOO_BIG, "message too big");
         free(c->rx);
@@ -125,23 +157,28 @@ static int on_receive(struct gw_ws_conn *c, const char *in, size_t len)
         return 0;
     }
     if (c->rx_len + len > c->rx_cap) {
-        size_t cap = c->rx_len + len + remaining;
+        size_t cap = c->rx_len + len + (c->deflate ? 0 : remaining);
         c->rx = gw_realloc(c->rx, cap);
         c->rx_cap = cap;
     }
-    memcpy(c->rx + c->rx_len, in, len);
-    c->rx_len += len;
+    if (len) { /* an inflated message can end with an empty chunk (in is NULL then) */
+        memcpy(c->rx + c->rx_len, in, len);
+        c->rx_len += len;
+    }
     if (remaining > 0)
         return 0;
     if (!lws_is_final_fragment(c->wsi)) {
-        if (++c->fragments > MAX_FRAGMENTS)
+        /* With permessage-deflate lws also calls back here for each inflated chunk of one
+         * frame and the public API cannot tell those from frame ends: the inflated-size cap
+         * bounds such a message instead. */
+        if (!c->deflate && ++c->fragments > MAX_FRAGMENTS)
             return abort_conn(c, GW_WS_CLOSE_TOO_BIG, "too many fragments");
         return 0;
     }
     c->fragments = 0;
     size_t n = c->rx_len;
     c->rx_len = 0;
-    c->proto->message(c->state, c->rx, n);
+    c->proto->message(c->state, c->rx ? c->rx : "", n);
     /* Release the reassembly buffer of big messages so idle connections stay small. */
     if (c->rx_cap > 4096) {
         free(c->rx);
@@ -173,7 +210,12 @@ static int on_writeable(struct gw_ws_conn *c)
         if (!c->head)
             c->tail = NULL;
         c->queued -= m->len;
+        const struct gw_config *cfg = c->ws->core->cfg;
+        if (c->deflate) /* for the deflater only: see the top of this file */
+            deflate_option(c, "server_max_window_bits", cfg->ws_deflate_window_bits);
         int n = lws_write(c->wsi, m->data + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        if (c->deflate)
+            deflate_option(c, "server_max_window_bits", 15);
         bool ok = n >= 0 && (size_t)n >= m->len;
         free(m);
         if (!ok)
@@ -236,6 +278,13 @@ static int proto_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
         c->ws = ws;
         c->proto = proto_of(ws, wsi);
         lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
+        /* Setting an option fails when the extension is not active on this connection. */
+        c->deflate = ws->core->cfg->ws_deflate &&
+                     deflate_option(c, "mem_level", ws->core->cfg->ws_deflate_mem_level) == 0;
+        if (c->deflate) {
+            (*ws->deflated)++;
+            GW_DEBUG("ws.deflate", "peer=%s", c->peer);
+        }
         c->state = c->proto ? c->proto->open(c->proto->arg, c) : NULL;
         if (!c->state) {
             GW_INFO("ws.refuse", "peer=%s code=%u reason=\"connection refused\"", c->peer,
@@ -302,6 +351,11 @@ int gw_ws_start(struct gw_core *core, const struct gw_ws_proto *protos, size_t n
     info.ka_time = 60;
     info.ka_probes = 3;
     info.ka_interval = 10;
+    if (core->cfg->ws_deflate)
+        info.extensions = extensions;
+    ws->deflated =
+        gw_metrics_counter(core->metrics, "mxgw_ws_deflate_total",
+                           "WebSocket connections that negotiated permessage-deflate", NULL);
     ws->ctx = lws_create_context(&info);
     if (!ws->ctx) {
         GW_ERROR("ws.listen_failed", "addr=%s:%u", core->cfg->ws_listen.host,

@@ -20,6 +20,7 @@
 #define NS_MARKERS    "urn:xmpp:chat-markers:0"
 #define NS_DELAY      "urn:xmpp:delay"
 #define NS_ROSTER     "jabber:iq:roster"
+#define NS_OCCUPANT   "urn:xmpp:occupant-id:0"
 
 static const char *const chat_states[] = {"active",   "composing", "paused",
                                           "inactive", "gone",      NULL};
@@ -199,7 +200,7 @@ static bool match_rcv(const struct gw_xml *c, const struct xl_out *o)
     return xl_is(c, NS_RECEIPTS, "received") && only_id(c);
 }
 
-static void write_rcv(struct gw_json_out *w, const struct gw_xml *c, const struct xl_out *o)
+static void write_id(struct gw_json_out *w, const struct gw_xml *c, const struct xl_out *o)
 {
     (void)o;
     gw_json_cstr(w, gw_xml_attr(c, "id"));
@@ -262,6 +263,22 @@ static int read_mk(const struct gw_json *v, struct gw_xml *stanza, struct xl_in 
                          "\"mk\" needs \"n\" (received, displayed or acknowledged) and \"id\"",
                          NULL);
     gw_xml_set_attr(gw_xml_add_child(stanza, NS_MARKERS, n), "id", id);
+    return 0;
+}
+
+/* ---- occupant id (XEP-0421): a MUC occupant's stable id ---- */
+
+static bool match_oid(const struct gw_xml *c, const struct xl_out *o)
+{
+    (void)o;
+    return xl_is(c, NS_OCCUPANT, "occupant-id") && only_id(c);
+}
+
+static int read_oid(const struct gw_json *v, struct gw_xml *stanza, struct xl_in *in)
+{
+    if (v->type != GW_JSON_STRING)
+        return xl_refuse(in, "bad-request", "\"oid\" takes the occupant id", NULL);
+    gw_xml_set_attr(gw_xml_add_child(stanza, NS_OCCUPANT, "occupant-id"), "id", v->s);
     return 0;
 }
 
@@ -523,12 +540,13 @@ const struct xl_form xl_forms[] = {
     {"st", P, match_status, write_text, read_status},
     {"pri", P, match_priority, write_priority, read_priority},
     {"rq", M, match_rq, write_true, read_rq},
-    {"rcv", M, match_rcv, write_rcv, read_rcv},
+    {"rcv", M, match_rcv, write_id, read_rcv},
     {"cs", M, match_cs, write_cs, read_cs},
     {"markable", M, match_markable, write_true, read_markable},
     {"mk", M, match_mk, write_mk, read_mk},
     {"roster", I, match_roster, write_roster, read_roster},
     {"dl", M | P, match_delay, write_delay, read_delay},
+    {"oid", M | P, match_oid, write_id, read_oid},
     {"err", M | P | I, match_error, write_error, read_error},
 };
 const size_t xl_nforms = sizeof xl_forms / sizeof xl_forms[0];

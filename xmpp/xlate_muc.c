@@ -4,9 +4,11 @@
  *   "join"  <x xmlns='…muc'> in the presence that enters a room (password, history);
  *   "admin" <query xmlns='…muc#admin'>: affiliation and role changes and lists;
  *   "dinv"  <x xmlns='jabber:x:conference'>: a direct invitation.
- * Children must come in the order the XEP's examples use (item, status…, invite, decline,
- * password; actor before reason); another order, or anything extra, leaves the element to the
- * element form, so the round trip stays exact. */
+ * Where XEP-0045's schema gives children a sequence (actor before reason in an item; reason
+ * before continue in an invite; password before history in a join) another order, like
+ * anything extra, leaves the element to the element form, so the round trip stays exact. The
+ * children of <x xmlns='…muc#user'> are a choice in any order in the schema (Prosody writes
+ * status 201, item, status 110): they are read in any order and written back in one. */
 #include "xmpp/xlate_impl.h"
 
 #include "gateway/err.h"
@@ -148,38 +150,40 @@ static bool match_invite(const struct gw_xml *el, bool invite)
     return c == NULL;
 }
 
+/* The children of <x xmlns='…muc#user'> are a choice in any order (XEP-0045's schema), so
+ * they may come in any order, each once but <status/>; they come back as item, status…,
+ * invite, decline, password. */
 static bool match_muc(const struct gw_xml *x, const struct xl_out *o)
 {
     (void)o;
     if (!xl_is(x, NS_MUC_USER, "x") || x->nattrs || !xl_no_text(x))
         return false;
-    const struct gw_xml *c = x->children;
-    if (c && xl_is(c, NS_MUC_USER, "item")) {
-        if (!match_item(c, NS_MUC_USER) || (!c->nattrs && !c->children))
-            return false;
-        c = c->next;
-    }
     static const char *const code[] = {"code", NULL};
-    for (; c && xl_is(c, NS_MUC_USER, "status"); c = c->next)
-        if (c->nattrs != 1 || !xl_attrs_in(c, code) || c->children ||
-            !xl_canon_int(gw_xml_attr(c, "code"), 100, 999, NULL))
+    unsigned seen = 0;
+    for (const struct gw_xml *c = x->children; c; c = c->next) {
+        unsigned bit;
+        bool ok;
+        if (xl_is(c, NS_MUC_USER, "status")) {
+            if (c->nattrs != 1 || !xl_attrs_in(c, code) || c->children ||
+                !xl_canon_int(gw_xml_attr(c, "code"), 100, 999, NULL))
+                return false;
+            continue;
+        } else if (xl_is(c, NS_MUC_USER, "item")) {
+            bit = 1, ok = match_item(c, NS_MUC_USER) && (c->nattrs || c->children);
+        } else if (xl_is(c, NS_MUC_USER, "invite")) {
+            bit = 2, ok = match_invite(c, true);
+        } else if (xl_is(c, NS_MUC_USER, "decline")) {
+            bit = 4, ok = match_invite(c, false);
+        } else if (xl_is(c, NS_MUC_USER, "password")) {
+            bit = 8, ok = xl_text_only(c);
+        } else {
             return false;
-    if (c && xl_is(c, NS_MUC_USER, "invite")) {
-        if (!match_invite(c, true))
+        }
+        if (!ok || (seen & bit))
             return false;
-        c = c->next;
+        seen |= bit;
     }
-    if (c && xl_is(c, NS_MUC_USER, "decline")) {
-        if (!match_invite(c, false))
-            return false;
-        c = c->next;
-    }
-    if (c && xl_is(c, NS_MUC_USER, "password")) {
-        if (!xl_text_only(c))
-            return false;
-        c = c->next;
-    }
-    return c == NULL;
+    return true;
 }
 
 static void write_invite(struct gw_json_out *w, const char *key, const struct gw_xml *el)
@@ -207,29 +211,26 @@ static void write_muc(struct gw_json_out *w, const struct gw_xml *x, const struc
 {
     (void)o;
     gw_json_open(w);
-    const struct gw_xml *c = x->children;
-    if (c && strcmp(c->name, "item") == 0) {
+    const struct gw_xml *c = gw_xml_child(x, NS_MUC_USER, "item");
+    if (c)
         write_item_fields(w, c, NS_MUC_USER);
-        c = c->next;
-    }
-    if (c && strcmp(c->name, "status") == 0) {
+    if (gw_xml_child(x, NS_MUC_USER, "status")) {
         gw_json_key(w, "codes");
         gw_json_open_array(w);
-        for (; c && strcmp(c->name, "status") == 0; c = c->next) {
+        for (c = x->children; c; c = c->next) {
             long long code = 0;
-            xl_canon_int(gw_xml_attr(c, "code"), 100, 999, &code);
-            gw_json_integer(w, code);
+            if (strcmp(c->name, "status") == 0 &&
+                xl_canon_int(gw_xml_attr(c, "code"), 100, 999, &code))
+                gw_json_integer(w, code);
         }
         gw_json_close_array(w);
     }
-    for (; c; c = c->next) {
-        if (strcmp(c->name, "invite") == 0)
-            write_invite(w, "inv", c);
-        else if (strcmp(c->name, "decline") == 0)
-            write_invite(w, "dec", c);
-        else
-            xl_kv_text(w, "pw", c);
-    }
+    if ((c = gw_xml_child(x, NS_MUC_USER, "invite")))
+        write_invite(w, "inv", c);
+    if ((c = gw_xml_child(x, NS_MUC_USER, "decline")))
+        write_invite(w, "dec", c);
+    if ((c = gw_xml_child(x, NS_MUC_USER, "password")))
+        xl_kv_text(w, "pw", c);
     gw_json_close(w);
 }
 

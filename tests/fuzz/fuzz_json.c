@@ -56,8 +56,8 @@ static char *ser(const struct gw_xml *el)
 
 /* The canonical text of a stanza: serialized and parsed back (so text runs and prefixes come
  * out alike however the tree was built), with attributes sorted, a message's absent type
- * written as normal (RFC 6121 §5.2.2), and its children in sorted order (the short forms put
- * theirs first). NULL if el does not serialize; abort if what it serializes to does not
+ * written as normal (RFC 6121 §5.2.2), whitespace between its children dropped, and its
+ * children in sorted order (the short forms put theirs first). NULL if el does not serialize; abort if what it serializes to does not
  * parse. */
 static char *canonical(const struct gw_xml *el)
 {
@@ -69,15 +69,17 @@ static char *canonical(const struct gw_xml *el)
     if (gw_xml_parse_document(text, strlen(text), &lim, &back, &cond) != 0)
         abort(); /* the translator produced XML that does not parse */
     free(text);
-    normalize(back);
     if (strcmp(back->name, "message") == 0 && !gw_xml_attr(back, "type"))
         gw_xml_set_attr(back, "type", "normal");
+    normalize(back);
     size_t n = 0, len = 0;
     for (struct gw_xml *c = back->children; c; c = c->next)
         n++;
     char **parts = malloc((n + 1) * sizeof *parts);
     n = 0;
     for (struct gw_xml *c = back->children; c; c = c->next) {
+        if (c->kind == GW_XML_TEXT && strspn(c->text, " \t\r\n") == c->text_len)
+            continue; /* whitespace between a stanza's children is not kept (docs) */
         parts[n] = c->kind == GW_XML_TEXT ? strdup(c->text) : ser(c);
         len += strlen(parts[n++]);
     }

@@ -64,6 +64,40 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+#define MUC_USER "http://jabber.org/protocol/muc#user"
+
+/* The children of <x xmlns='…muc#user'> have no order (XEP-0045's schema has a choice): the
+ * translator writes them back as item, status…, invite, decline, password, so compare them in
+ * that order (a stable sort keeps the status codes' own order). */
+static void muc_order(struct gw_xml *x)
+{
+    static const char *const rank[] = {"item", "status", "invite", "decline", "password"};
+    struct gw_xml *sorted = NULL, *last = NULL;
+    for (size_t r = 0; r <= 5; r++) {
+        struct gw_xml **pp = &x->children;
+        while (*pp) {
+            struct gw_xml *c = *pp;
+            size_t cr = 5;
+            for (size_t i = 0; c->kind == GW_XML_ELEMENT && i < 5; i++)
+                if (strcmp(c->name, rank[i]) == 0)
+                    cr = i;
+            if (cr != r) {
+                pp = &c->next;
+                continue;
+            }
+            *pp = c->next;
+            c->next = NULL;
+            if (last)
+                last->next = c;
+            else
+                sorted = c;
+            last = c;
+        }
+    }
+    x->children = sorted;
+    x->last_child = last;
+}
+
 static int cmp_attr(const void *pa, const void *pb)
 {
     const struct gw_xml_attr *a = pa, *b = pb;
@@ -83,6 +117,8 @@ static void strip_prefixes(struct gw_xml *el)
     }
     if (el->nattrs > 1)
         qsort(el->attrs, el->nattrs, sizeof el->attrs[0], cmp_attr);
+    if (el->ns && strcmp(el->ns, MUC_USER) == 0 && strcmp(el->name, "x") == 0)
+        muc_order(el);
     for (struct gw_xml *c = el->children; c; c = c->next)
         if (c->kind == GW_XML_ELEMENT)
             strip_prefixes(c);
@@ -134,8 +170,6 @@ static bool equivalent(struct gw_xml *a, struct gw_xml *b)
 static const struct gw_xlate_ctx plain = {NULL, NULL, "en", NULL, 0};
 
 /* ---- XML → JSON, exact ---- */
-
-#define MUC_USER "http://jabber.org/protocol/muc#user"
 
 static const struct {
     const char *xml;
@@ -255,17 +289,24 @@ static const struct {
      "{\"t\":\"x\",\"xml\":{\"n\":\"presence\",\"ns\":\"jabber:client\",\"a\":{\"type\":\"busy\"}}"
      "}"},
     /* Near misses stay elements: a legacy code written "0406", an unknown condition, a show
-     * outside the set, a status code in text, item children out of order. */
+     * outside the set, item children out of order. */
     {"<message xmlns='jabber:client' type='error'><error type='modify' code='0406'><not-acceptable "
      "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></message>",
      "{\"type\":\"error\",\"x\":[{\"n\":\"error\",\"a\":{\"type\":\"modify\",\"code\":\"0406\"},"
      "\"c\":[{\"n\":\"not-acceptable\",\"ns\":\"urn:ietf:params:xml:ns:xmpp-stanzas\"}]}]}"},
     {"<presence xmlns='jabber:client'><show>busy</show></presence>",
      "{\"t\":\"p\",\"x\":[{\"n\":\"show\",\"c\":[\"busy\"]}]}"},
-    {"<presence xmlns='jabber:client'><x xmlns='" MUC_USER "'><status code='110'/><item "
-     "role='none'/></x></presence>",
-     "{\"t\":\"p\",\"x\":[{\"n\":\"x\",\"ns\":\"" MUC_USER "\",\"c\":[{\"n\":\"status\",\"a\":{"
-     "\"code\":\"110\"}},{\"n\":\"item\",\"a\":{\"role\":\"none\"}}]}]}"},
+    {"<presence xmlns='jabber:client'><x xmlns='" MUC_USER "'><item role='none'><reason>r</reason>"
+     "<actor nick='a'/></item></x></presence>",
+     "{\"t\":\"p\",\"x\":[{\"n\":\"x\",\"ns\":\"" MUC_USER "\",\"c\":[{\"n\":\"item\",\"a\":{"
+     "\"role\":\"none\"},\"c\":[{\"n\":\"reason\",\"c\":[\"r\"]},{\"n\":\"actor\",\"a\":{\"nick\":"
+     "\"a\"}}]}]}]}"},
+    /* Prosody's order inside muc#user: read in any order, and an occupant id. */
+    {"<presence xmlns='jabber:client' from='r@m.example/n'><occupant-id "
+     "xmlns='urn:xmpp:occupant-id:0' id='o1'/><x xmlns='" MUC_USER "'><status code='201'/><item "
+     "affiliation='owner' role='moderator'/><status code='110'/></x></presence>",
+     "{\"t\":\"p\",\"f\":\"r@m.example/n\",\"oid\":\"o1\",\"muc\":{\"aff\":\"owner\",\"role\":"
+     "\"moderator\",\"codes\":[201,110]}}"},
     /* A second body (another language) goes to "x". */
     {"<message xmlns='jabber:client' type='chat'><body>hi</body><body xml:lang='de'>hallo</body>"
      "</message>",
@@ -474,6 +515,14 @@ static const struct kid {
     {"<x xmlns='http://jabber.org/protocol/muc#user'><decline to='a@b'><reason/></decline></x>",
      M | P, "muc"},
     {"<x xmlns='http://jabber.org/protocol/muc#user'/>", M | P, "muc"},
+    /* Prosody's order. */
+    {"<x xmlns='http://jabber.org/protocol/muc#user'><status code='201'/><item "
+     "affiliation='owner' role='moderator' jid='a@b/c'/><status code='110'/></x>",
+     M | P, "muc"},
+    {"<x xmlns='http://jabber.org/protocol/muc#user'><password>p</password><item "
+     "role='none'/></x>",
+     M | P, "muc"},
+    {"<occupant-id xmlns='urn:xmpp:occupant-id:0' id='%s'/>", M | P, "oid"},
     {"<x xmlns='http://jabber.org/protocol/muc'><password>%s</password><history maxchars='0' "
      "seconds='60'/></x>",
      P, "join"},
@@ -520,9 +569,11 @@ static const struct kid {
     {"<x xmlns='http://jabber.org/protocol/muc#user'><status code='110'>t</status></x>", 0, "muc"},
     {"<x xmlns='http://jabber.org/protocol/muc#user'><invite to='a@b'/><invite to='c@d'/></x>", 0,
      "muc"},
-    {"<x xmlns='http://jabber.org/protocol/muc#user'><password>p</password><item "
-     "role='none'/></x>",
-     0, "muc"},
+    {"<x xmlns='http://jabber.org/protocol/muc#user'><item role='none'/><item role='none'/></x>", 0,
+     "muc"},
+    {"<x xmlns='http://jabber.org/protocol/muc#user'><password>p</password><password/></x>", 0,
+     "muc"},
+    {"<occupant-id xmlns='urn:xmpp:occupant-id:0' id='x' other='y'/>", 0, "oid"},
     {"<x xmlns='http://jabber.org/protocol/muc#user'><destroy jid='r@m.example'/></x>", 0, "muc"},
     {"<x xmlns='http://jabber.org/protocol/muc#user' a='1'/>", 0, "muc"},
     {"<x xmlns='http://jabber.org/protocol/muc#user'><item role='none'><reason/><actor "
