@@ -57,8 +57,8 @@ static char *ser(const struct gw_xml *el)
 /* The canonical text of a stanza: serialized and parsed back (so text runs and prefixes come
  * out alike however the tree was built), with attributes sorted, a message's absent type
  * written as normal (RFC 6121 §5.2.2), whitespace between its children dropped, and its
- * children in sorted order (the short forms put theirs first). NULL if el does not serialize; abort if what it serializes to does not
- * parse. */
+ * children in sorted order (the short forms put theirs first). NULL if el does not serialize; abort
+ * if what it serializes to does not parse. */
 static char *canonical(const struct gw_xml *el)
 {
     char *text = ser(el);
