@@ -31,6 +31,7 @@ static const struct key keys[] = {
     {"ws_deflate", T_BOOL, F(ws_deflate), "no", NOLIM},
     {"ws_deflate_window_bits", T_UINT, F(ws_deflate_window_bits), "10", 9, 15},
     {"ws_deflate_mem_level", T_UINT, F(ws_deflate_mem_level), "1", 1, 9},
+    {"ws_deflate_message_bits", T_UINT, F(ws_deflate_message_bits), "14", 10, 18},
     {"upstream", T_HOSTPORT, F(upstream), "127.0.0.1:5222", NOLIM},
     {"upstream_tls", T_TLS, F(upstream_tls), "required", NOLIM},
     {"upstream_ca_file", T_STR, F(upstream_ca_file), "/etc/ssl/certs/ca-certificates.crt", NOLIM},

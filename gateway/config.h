@@ -24,6 +24,7 @@ struct gw_config {
     bool ws_deflate;
     unsigned ws_deflate_window_bits;
     unsigned ws_deflate_mem_level;
+    unsigned ws_deflate_message_bits;
     /* upstream XMPP server */
     struct gw_hostport upstream;
     enum gw_tls_mode upstream_tls;

@@ -15,10 +15,14 @@
  * the inflater on the first compressed message received; the inflater must keep the full
  * window because lws cannot answer client_max_window_bits, so the client may compress with 32
  * KiB of history, while our own deflater may use any smaller window, which every inflater
- * reads. The reassembly cap applies to inflated bytes, and a compressed message over it closes
- * the connection (1009) rather than being skipped, since skipping would still mean inflating
- * all of it. Compression is negotiated at the upgrade, before the client has logged in (lws
- * cannot defer it): the caps, not authentication, are what bound a hostile client. */
+ * reads. lws 4.1 also strands inflated output when its output buffer fills just as the input
+ * runs out (the message then completes only when more bytes arrive), so its buffer is made as
+ * large as the largest inflated message accepted (ws_deflate_message_bits) and a chunk that
+ * would fill it ends the connection. The reassembly cap applies to inflated bytes, and a
+ * message over it closes the connection (1009) rather than being skipped, since skipping would
+ * still mean inflating all of it. Compression is negotiated at the upgrade, before the client has
+ * logged in (lws cannot defer it): the caps, not authentication, are what bound a hostile client.
+ */
 #include "web/ws.h"
 
 #include "gateway/err.h"
@@ -50,6 +54,7 @@ struct gw_ws_conn {
     bool skipping; /* inside an oversized message the handler chose to skip */
     bool deflate;  /* permessage-deflate was negotiated */
     struct out_msg *head, *tail;
+    struct out_msg *inflight; /* written last; permessage-deflate may still be reading it */
     size_t queued;
     bool high; /* queue was above half its cap */
     bool closing;
@@ -106,6 +111,8 @@ static bool path_ok(struct gw_ws *ws, struct lws *wsi)
 
 static void free_queue(struct gw_ws_conn *c)
 {
+    free(c->inflight);
+    c->inflight = NULL;
     while (c->head) {
         struct out_msg *m = c->head;
         c->head = m->next;
@@ -135,8 +142,13 @@ static int on_receive(struct gw_ws_conn *c, const char *in, size_t len)
     size_t max = c->ws->core->cfg->limit_stanza_bytes;
     size_t remaining = lws_remaining_packet_payload(c->wsi);
     bool last = remaining == 0 && lws_is_final_fragment(c->wsi);
-    if (c->deflate && (c->rx_len + len > max || remaining > 2 * max))
-        return abort_conn(c, GW_WS_CLOSE_TOO_BIG, "message too big");
+    if (c->deflate) {
+        /* A chunk that fills lws's inflate buffer could leave output stranded (top of file). */
+        size_t inflate_max = ((size_t)1 << c->ws->core->cfg->ws_deflate_message_bits) - 1;
+        max = max < inflate_max ? max : inflate_max;
+        if (c->rx_len + len > max || remaining > 2 * max)
+            return abort_conn(c, GW_WS_CLOSE_TOO_BIG, "message too big");
+    }
     if (c->skipping) { /* the rest of an oversized message: dropped as it arrives */
         if (last) {
             c->skipping = false;
@@ -204,6 +216,10 @@ static int send_close(struct gw_ws_conn *c)
 
 static int on_writeable(struct gw_ws_conn *c)
 {
+    /* lws's deflater keeps reading a written message after lws_write returns when the socket
+     * cannot take all of it, and finishes before it calls us writable again. */
+    free(c->inflight);
+    c->inflight = NULL;
     struct out_msg *m = c->head;
     if (m) {
         c->head = m->next;
@@ -217,7 +233,10 @@ static int on_writeable(struct gw_ws_conn *c)
         if (c->deflate)
             deflate_option(c, "server_max_window_bits", 15);
         bool ok = n >= 0 && (size_t)n >= m->len;
-        free(m);
+        if (c->deflate)
+            c->inflight = m;
+        else
+            free(m);
         if (!ok)
             return -1;
         if (c->head || c->closing)
@@ -280,7 +299,8 @@ static int proto_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
         lws_get_peer_simple(wsi, c->peer, sizeof c->peer);
         /* Setting an option fails when the extension is not active on this connection. */
         c->deflate = ws->core->cfg->ws_deflate &&
-                     deflate_option(c, "mem_level", ws->core->cfg->ws_deflate_mem_level) == 0;
+                     deflate_option(c, "mem_level", ws->core->cfg->ws_deflate_mem_level) == 0 &&
+                     deflate_option(c, "rx_buf_size", ws->core->cfg->ws_deflate_message_bits) == 0;
         if (c->deflate) {
             (*ws->deflated)++;
             GW_DEBUG("ws.deflate", "peer=%s", c->peer);
@@ -330,7 +350,10 @@ int gw_ws_start(struct gw_core *core, const struct gw_ws_proto *protos, size_t n
         p->name = protos[i].name;
         p->callback = proto_cb;
         p->per_session_data_size = sizeof(struct gw_ws_conn);
-        p->rx_buffer_size = 2048;
+        /* lws caps its inflate buffer at this size; with compression on it must hold a whole
+         * inflated message (top of file). */
+        p->rx_buffer_size =
+            core->cfg->ws_deflate ? (size_t)1 << core->cfg->ws_deflate_message_bits : 2048;
     }
 
     lws_set_log_level(LLL_ERR, NULL);
