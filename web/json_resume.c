@@ -32,7 +32,7 @@ struct gw_jresume {
     struct gw_jmod *mod;
     struct gw_jconn *conn; /* NULL once the connection is gone */
     enum rstep step;
-    bool busy; /* a store command is out: its callback finishes the job */
+    unsigned pending; /* store commands out: the op lives until their callbacks ran */
     bool waiting;
     char sid[GW_TOKEN_SID_MAX + 1];
     char key[GW_JSTORE_KEY_MAX];
@@ -72,29 +72,35 @@ static void unwait(struct gw_jresume *r)
         }
 }
 
-static void op_free(struct gw_jresume *r)
+/* The op is done: it goes once no store callback can still come back to it. */
+static void op_done(struct gw_jresume *r)
 {
+    r->conn = NULL;
     unwait(r);
-    uv_close((uv_handle_t *)&r->timer, op_freed);
+    if (r->pending == 0 && !uv_is_closing((uv_handle_t *)&r->timer))
+        uv_close((uv_handle_t *)&r->timer, op_freed);
 }
 
 static void fail(struct gw_jresume *r, const char *cond, const char *text)
 {
     (*r->mod->m_resume_failed)++;
     GW_INFO("json.resume_failed", "session=%s condition=%s", r->sid[0] ? r->sid : "-", cond);
-    if (r->conn) {
-        gw_jconn_error(r->conn, cond, text, NULL);
-        gw_jconn_resume_done(r->conn, false);
+    struct gw_jconn *c = r->conn;
+    r->conn = NULL;
+    if (c) {
+        gw_jconn_error(c, cond, text, NULL);
+        gw_jconn_resume_done(c, false);
     }
-    op_free(r);
+    op_done(r);
 }
 
-/* The connection is gone: stop unless a store command will come back to us. */
-static bool gone(struct gw_jresume *r)
+/* A store callback came back: true when the op has nothing more to do. */
+static bool returned(struct gw_jresume *r)
 {
+    r->pending--;
     if (r->conn)
         return false;
-    op_free(r);
+    op_done(r);
     return true;
 }
 
@@ -130,7 +136,7 @@ static void cas_done(void *arg, int err, const struct gw_store_reply *reply)
 {
     (void)reply;
     struct gw_jresume *r = arg;
-    r->busy = false;
+    r->pending--;
     if (err == GW_ESTALE) {
         fail(r, "item-not-found", "the session was taken by another connection: log in again");
         return;
@@ -149,15 +155,16 @@ static void cas_done(void *arg, int err, const struct gw_store_reply *reply)
         if (r->conn)
             fail(r, "item-not-found", "unknown session or wrong token: log in again");
         else
-            op_free(r);
+            op_done(r);
         return;
     }
     (*r->mod->m_handover_taken)++;
     GW_INFO("json.takeover", "session=%s from=%s", r->sid,
             r->expect_owner[0] ? r->expect_owner : "-");
     struct gw_jconn *c = r->conn;
+    gw_jconn_resume_handed(c);
+    op_done(r);
     gw_jsess_adopt(r->mod, c, r->sid, &r->rec, args);
-    op_free(r);
 }
 
 static void take(struct gw_jresume *r)
@@ -166,7 +173,7 @@ static void take(struct gw_jresume *r)
     snprintf(r->expect_owner, sizeof r->expect_owner, "%s", r->rec.owner);
     struct gw_store_guard g = {r->key, "owner", r->expect_owner};
     struct gw_store_str f = gw_store_cstr("owner"), v = gw_store_cstr(r->mod->core->node_id);
-    r->busy = true;
+    r->pending++;
     gw_store_hset_if(r->mod->core->store, &g, r->key, 1, &f, &v, 0, cas_done, r);
 }
 
@@ -175,29 +182,24 @@ static void on_wait_timeout(uv_timer_t *t)
     struct gw_jresume *r = t->data;
     unwait(r);
     GW_INFO("json.handover_timeout", "session=%s owner=%s", r->sid, r->rec.owner);
-    if (!gone(r))
-        take(r); /* the owner is presumed dead: its record is the last word */
+    /* The owner is presumed dead: its last record is the last word. */
+    r->step = R_REREAD;
+    read_record(r);
 }
 
 static void published(void *arg, int err, const struct gw_store_reply *reply)
 {
     struct gw_jresume *r = arg;
-    r->busy = false;
-    if (gone(r))
+    if (returned(r) || r->step != R_WAIT) /* an answer may have come first */
         return;
     if (err) {
         fail(r, "item-not-found", "the session store is unavailable: log in again");
         return;
     }
-    if (reply->integer == 0) { /* nobody listens on the owner's channel: it is gone */
+    if (reply->integer == 0) { /* nobody listens on the owner's channel */
+        unwait(r);
         take(r);
-        return;
     }
-    r->step = R_WAIT;
-    r->waiting = true;
-    r->next = r->mod->waiting;
-    r->mod->waiting = r;
-    uv_timer_start(&r->timer, on_wait_timeout, r->mod->core->cfg->json_handover_timeout_ms, 0);
 }
 
 static void ask_owner(struct gw_jresume *r)
@@ -216,7 +218,14 @@ static void ask_owner(struct gw_jresume *r)
     gw_json_close(w);
     size_t len;
     const char *text = gw_json_text(w, &len);
-    r->busy = true;
+    /* Waiting starts now: the answer may come on the subscriber connection before the
+     * publish's own reply comes back on the command connection. */
+    r->step = R_WAIT;
+    r->waiting = true;
+    r->next = r->mod->waiting;
+    r->mod->waiting = r;
+    uv_timer_start(&r->timer, on_wait_timeout, core->cfg->json_handover_timeout_ms, 0);
+    r->pending++;
     GW_INFO("json.handover_request", "session=%s owner=%s", r->sid, r->rec.owner);
     gw_store_publish(core->store, channel, (struct gw_store_str){text, len}, published, r);
     gw_json_out_free(w);
@@ -225,8 +234,7 @@ static void ask_owner(struct gw_jresume *r)
 static void got_record(void *arg, int err, const struct gw_store_reply *reply)
 {
     struct gw_jresume *r = arg;
-    r->busy = false;
-    if (gone(r))
+    if (returned(r))
         return;
     gw_jstore_rec_free(&r->rec);
     if (err) {
@@ -266,7 +274,8 @@ static void got_record(void *arg, int err, const struct gw_store_reply *reply)
         struct gw_jresume_args *args = gw_calloc(1, sizeof *args);
         unlock(r, args);
         struct gw_jconn *c = r->conn;
-        op_free(r);
+        gw_jconn_resume_handed(c);
+        op_done(r);
         gw_jsess_reattach(local, c, args);
         return;
     }
@@ -289,7 +298,7 @@ static void got_record(void *arg, int err, const struct gw_store_reply *reply)
 
 static void read_record(struct gw_jresume *r)
 {
-    r->busy = true;
+    r->pending++;
     gw_store_hgetall(r->mod->core->store, r->key, got_record, r);
 }
 
@@ -320,9 +329,7 @@ struct gw_jresume *gw_jresume_start(struct gw_jmod *m, struct gw_jconn *conn, co
 
 void gw_jresume_conn_gone(struct gw_jresume *r)
 {
-    r->conn = NULL;
-    if (!r->busy)
-        op_free(r);
+    op_done(r);
 }
 
 void gw_jresume_abort_all(struct gw_jmod *m)
@@ -405,8 +412,6 @@ static void on_reply(struct gw_jmod *m, const struct gw_json *obj)
         if (strcmp(r->req, req) != 0)
             continue;
         unwait(r);
-        if (gone(r))
-            return;
         if (!ok || ok->type != GW_JSON_BOOL || !ok->b) {
             fail(r, "resource-constraint",
                  "the node holding the session could not release it: resume again in a moment");

@@ -48,6 +48,8 @@ void gw_jconn_close(struct gw_jconn *c, const char *cond, const char *text, uint
 void gw_jconn_pause(struct gw_jconn *c, unsigned reason, bool on);
 /* The session the connection talks to (NULL: none). */
 void gw_jconn_set_session(struct gw_jconn *c, struct gw_jsess *s);
+/* The resume is now the session's to finish (it calls gw_jconn_resume_done later). */
+void gw_jconn_resume_handed(struct gw_jconn *c);
 /* A resume this connection asked for ended: ok, or failed with a non-fatal error already sent. */
 void gw_jconn_resume_done(struct gw_jconn *c, bool ok);
 /* Takes the connection's pre-auth session (NULL if already taken): the caller closes it or

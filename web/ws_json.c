@@ -345,6 +345,11 @@ struct gw_session *gw_jconn_take_pre(struct gw_jconn *c)
     return pre;
 }
 
+void gw_jconn_resume_handed(struct gw_jconn *c)
+{
+    c->resume = NULL;
+}
+
 void gw_jconn_resume_done(struct gw_jconn *c, bool ok)
 {
     c->resume = NULL;

@@ -356,7 +356,8 @@ export const COMPONENT = { domain: "mxgw.localhost", secret: crypto.randomBytes(
 /** The MUC service on the test Prosody. */
 export const MUC_DOMAIN = "conference.localhost";
 
-export function writeProsodyConfig(pdir, { c2sPort, httpPort, componentPort, cert, users, logFile }) {
+export function writeProsodyConfig(pdir, { c2sPort, httpPort, componentPort, cert, users, logFile,
+  authentication = "internal_plain" }) {
   const data = path.join(pdir, "data");
   const accounts = path.join(data, "localhost", "accounts"); // "localhost" needs no encoding
   fs.mkdirSync(accounts, { recursive: true });
@@ -388,7 +389,7 @@ http_ports = { ${httpPort} }
 http_interfaces = { "127.0.0.1" }
 https_ports = { }
 https_interfaces = { }
-authentication = "internal_plain"
+authentication = ${luaString(authentication)}
 storage = "internal"
 allow_registration = false
 c2s_require_encryption = true
@@ -415,7 +416,8 @@ Component ${luaString(COMPONENT.domain)}
 }
 
 export class Prosody {
-  static async start(dir, certs, users = USERS) {
+  /** auth: Prosody's authentication provider ("internal_hashed" keeps a stable SCRAM salt). */
+  static async start(dir, certs, users = USERS, auth = undefined) {
     const p = new Prosody();
     p.users = users;
     p.dir = path.join(dir, "prosody");
@@ -426,6 +428,7 @@ export class Prosody {
     p.logFile = path.join(p.dir, "prosody.log");
     const conf = writeProsodyConfig(p.dir, {
       c2sPort: p.c2sPort, httpPort: p.httpPort, componentPort: p.componentPort, cert: certs.localhost, users, logFile: p.logFile,
+      authentication: auth,
     });
     if (asRoot) execFileSync("chown", ["-R", "prosody:prosody", p.dir]);
     p.child = new Child("prosody", "prosody", ["--config", conf, "-F"], {
@@ -543,7 +546,7 @@ export class Gateway {
 // The environment: one temp dir, certificates, Redis, Prosody, any number of gateways.
 
 export class Env {
-  /** opts: { redis: bool (default true), prosody: bool (default true) } */
+  /** opts: { redis: bool (default true), prosody: bool (default true), prosodyAuth: string } */
   static async start(opts = {}) {
     const env = new Env();
     env.dir = fs.mkdtempSync(path.join(os.tmpdir(), "mxgw-it-"));
@@ -558,7 +561,7 @@ export class Env {
       env.certs = makeCerts(path.join(env.dir, "certs"));
       extraCAs.push(fs.readFileSync(env.certs.ca.cert, "utf8"));
       if (opts.redis !== false) env.redis = await Redis.start(env.dir);
-      if (opts.prosody !== false) env.prosody = await Prosody.start(env.dir, env.certs);
+      if (opts.prosody !== false) env.prosody = await Prosody.start(env.dir, env.certs, USERS, opts.prosodyAuth);
     } catch (err) {
       await env.stop().catch(() => {});
       throw err;
