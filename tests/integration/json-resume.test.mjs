@@ -199,3 +199,59 @@ test("a resume while the old socket is still open closes it with conflict (same 
       await c2.next((o) => o.op === "bye", "bye");
     }
   }));
+
+test("resume on a second node after the first was killed with SIGKILL: zero loss",
+  { timeout: 60000 }, guarded(() => env, async () => {
+    const victim = await env.startGateway(OPTIONS);
+    const prefix = `s${crypto.randomBytes(3).toString("hex")}-`;
+    const { c, s } = await loginAlice(victim, "sigkill");
+    const N = 60;
+    const sending = sendNumbered(s.jid, prefix, 1, N, 25);
+    await c.next((o) => o.id === `${prefix}20`, "message 20");
+    victim.child.signal("SIGKILL");
+    await victim.child.exit;
+    await c.closed;
+    await delay(100);
+    const c2 = await JsonClient.connect(gw2.wsUrl);
+    const r = await c2.resume(s.token, c.h);
+    assert.equal(r.op, "resumed", `resumed after SIGKILL: ${JSON.stringify(r)}`);
+    assert.ok(!r.fresh, "the server resumed the stream (XEP-0198) for the new node");
+    await sending;
+    await c2.next((o) => o.id === `${prefix}${N}`, `message ${N}`, 20000);
+    const { duplicates } = checkSequence(bodies(c, c2), N, prefix);
+    console.log(`after SIGKILL: ${N} messages, ${duplicates} duplicates (unacked window)`);
+    assert.equal((await env.redis.hgetall(`mxgw:json:${s.id}`)).owner, gw2.nodeId);
+    c2.send({ op: "logout" });
+    await c2.next((o) => o.op === "bye", "bye");
+  }));
+
+test("SIGTERM hands the session over: the client is told it may resume, and resumes on another node",
+  { timeout: 60000 }, guarded(() => env, async () => {
+    const leaving = await env.startGateway(OPTIONS);
+    const prefix = `t${crypto.randomBytes(3).toString("hex")}-`;
+    const { c, s } = await loginAlice(leaving, "sigterm");
+    const N = 50;
+    const sending = sendNumbered(s.jid, prefix, 1, N, 25);
+    await c.next((o) => o.id === `${prefix}10`, "message 10");
+    leaving.child.signal("SIGTERM");
+    const e = await c.next((o) => o.op === "error", "the shutdown notice");
+    assert.equal(e.cond, "system-shutdown");
+    assert.equal(e.resumable, true, "the client is told it can resume elsewhere");
+    assert.equal(await c.closed, 1001);
+    const exit = await leaving.child.waitExit(10000);
+    assert.deepEqual(exit && { code: exit.code, signal: exit.signal }, { code: 0, signal: null },
+      "the leaving node exits cleanly");
+    assert.match(leaving.log(), new RegExp(`json.released session=${s.id} why=shutdown`));
+    const rec = await env.redis.hgetall(`mxgw:json:${s.id}`);
+    assert.equal(rec.owner, "", "the record is released for any node");
+    const c2 = await JsonClient.connect(gw2.wsUrl);
+    const r = await c2.resume(s.token, c.h);
+    assert.equal(r.op, "resumed", `resumed after SIGTERM: ${JSON.stringify(r)}`);
+    assert.ok(!r.fresh);
+    await sending;
+    await c2.next((o) => o.id === `${prefix}${N}`, `message ${N}`, 20000);
+    const { duplicates } = checkSequence(bodies(c, c2), N, prefix);
+    assert.equal(duplicates, 0, "a graceful handover duplicates nothing");
+    c2.send({ op: "logout" });
+    await c2.next((o) => o.op === "bye", "bye");
+  }));
