@@ -1186,3 +1186,16 @@ export class FakeUpstream {
     await new Promise((resolve) => this.server.close(resolve));
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Redis restarts (session-continuity tests)
+
+/** Starts a stopped Redis again, on the same port and directory, with an empty dataset. */
+export async function restartRedis(redis) {
+  if (redis.child.running) return;
+  redis.child = new Child("redis", "redis-server", [
+    "--port", String(redis.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+    "--dir", redis.dir, "--daemonize", "no", "--logfile", "", "--protected-mode", "yes",
+  ], { logFile: path.join(redis.dir, "..", "redis.log") });
+  await waitForPort(redis.port, { child: redis.child });
+}
