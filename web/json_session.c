@@ -359,6 +359,13 @@ static void lose_resumability(struct gw_jsess *s, int err)
         end(s, NULL, NULL, 0);
 }
 
+/* Noticed on traffic, so that a session learns of a store outage without waiting to write. */
+static void check_store(struct gw_jsess *s)
+{
+    if (s->resumable && !gw_store_available(s->core->store))
+        lose_resumability(s, GW_EUNAVAIL);
+}
+
 /* ---- writing the records ---- */
 
 struct snap {
@@ -829,6 +836,11 @@ static void up_stanza(void *arg, struct gw_xml *el)
         gw_xml_free(el);
         return;
     }
+    check_store(s);
+    if (s->phase == P_ENDED) {
+        gw_xml_free(el);
+        return;
+    }
     uint32_t u = 0;
     bool counted = s->sm;
     if (counted && gw_sm_window_add(&s->win, &u) != 0) {
@@ -1268,6 +1280,7 @@ static void handled_here(struct gw_jsess *s, uint32_t c)
 
 void gw_jsess_stanza(struct gw_jsess *s, const struct gw_json *obj)
 {
+    check_store(s);
     uint32_t c = ++s->cl_in;
     const char *id = gw_json_str(obj, "id");
     struct gw_xml *el = NULL;
