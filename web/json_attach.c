@@ -218,7 +218,7 @@ static void attach_abort(struct gw_jsess *s)
     gw_js_drain_pending(s);
 }
 
-static void flush_item(struct gw_jsess *s, struct gw_js_item *it)
+static int flush_item(struct gw_jsess *s, struct gw_js_item *it)
 {
     struct gw_xml_limits lim = {gw_js_cfg(s)->limit_stanza_bytes * 2, gw_js_cfg(s)->limit_xml_depth,
                                 gw_js_cfg(s)->limit_xml_attrs};
@@ -241,7 +241,31 @@ static void flush_item(struct gw_jsess *s, struct gw_js_item *it)
     gw_xml_free(el);
     free(it->xml);
     it->xml = NULL;
-    gw_js_to_client(s, w);
+    return gw_js_to_client(s, w);
+}
+
+/* The store queue goes out as fast as the socket takes it (never past half the send cap), then
+ * what waited meanwhile, then live traffic. A stanza the socket refuses would break the client's
+ * count, so a client that does not read is disconnected instead (the queue stays in the store). */
+void gw_js_flush_more(struct gw_jsess *s)
+{
+    size_t cap = gw_js_cfg(s)->limit_queue_bytes / 2;
+    while (s->flush_next && s->conn && gw_jconn_queued(s->conn) < cap) {
+        struct gw_js_item *it = s->flush_next;
+        s->flush_next = it->next;
+        if (flush_item(s, it) != 0) {
+            s->flushing = false;
+            s->flush_next = NULL;
+            gw_js_drop_conn(s, "policy-violation", "the client is not reading", GW_WS_CLOSE_POLICY);
+            return;
+        }
+    }
+    if (s->flush_next || !s->conn)
+        return;
+    s->flushing = false;
+    if (s->cl_out != s->cl_acked)
+        gw_js_send_request(s);
+    gw_js_drain_pending(s);
 }
 
 static void attach_finish(struct gw_jsess *s, const char *token)
@@ -267,11 +291,12 @@ static void attach_finish(struct gw_jsess *s, const char *token)
     gw_json_close(w);
     gw_js_to_client(s, w);
     size_t n = 0;
-    for (struct gw_js_item *it = s->items; it && s->conn; it = it->next, n++)
-        flush_item(s, it);
+    for (struct gw_js_item *it = s->items; it; it = it->next)
+        n++;
     struct gw_jconn *c = s->conn;
     s->attaching = false;
     s->detached = false;
+    s->inactive = false;
     gw_jresume_args_free(s->args);
     s->args = NULL;
     (*(s->fresh ? s->mod->m_fresh : s->mod->m_resumed))++;
@@ -281,9 +306,9 @@ static void attach_finish(struct gw_jsess *s, const char *token)
     gw_session_set_state(s->sess, GW_SESSION_BOUND);
     gw_js_start_timer(s);
     gw_jconn_resume_done(c, true);
-    if (s->cl_out != s->cl_acked)
-        gw_js_send_request(s);
-    gw_js_drain_pending(s);
+    s->flushing = true;
+    s->flush_next = s->items;
+    gw_js_flush_more(s);
 }
 
 static void attach_written(void *arg, int err, const struct gw_store_reply *r)
@@ -480,6 +505,7 @@ static void adopt_login_done(void *arg, const struct gw_login_result *r)
     gw_sm_window_free(&s->win);
     if (r->resumed) {
         /* The server goes on from where the store says: it resends what came after. */
+        s->sm = true;
         gw_sm_window_init(&s->win, GW_JS_WINDOW_MAX, s->rec_up_in_h);
         s->h_persisted = s->h_told = s->rec_up_in_h;
         s->upq.sent = s->upq.acked = r->resumed_h;
@@ -533,7 +559,7 @@ void gw_jsess_adopt(struct gw_jmod *m, struct gw_jconn *conn, const char *sid,
     s->args = args;
     s->attaching = s->adopting = s->detached = true;
     s->resumable = s->records = true;
-    s->sm = true;
+    s->sm = false; /* nothing is counted until the stream is resumed */
     s->sm_resume = rec->sm_resume;
     s->sm_id = gw_strdup(rec->sm_id);
     s->lang = *rec->lang ? gw_strdup(rec->lang) : NULL;

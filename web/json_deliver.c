@@ -103,6 +103,9 @@ static void append_el(struct gw_jsess *s, struct gw_xml *el, uint32_t u, bool co
 void gw_js_spill(struct gw_jsess *s)
 {
     s->detached = true;
+    s->inactive = false; /* a client that comes back starts active (XEP-0352) */
+    s->flushing = false;
+    s->flush_next = NULL;
     struct gw_js_item *it = s->items;
     s->items = s->items_tail = NULL;
     while (it && s->phase != GW_JS_ENDED) {
@@ -139,7 +142,7 @@ void gw_js_spill(struct gw_jsess *s)
 
 /* ---- delivery to the client ---- */
 
-static void drop_conn(struct gw_jsess *s, const char *cond, const char *text, uint16_t code)
+void gw_js_drop_conn(struct gw_jsess *s, const char *cond, const char *text, uint16_t code)
 {
     struct gw_jconn *c = s->conn;
     s->conn = NULL;
@@ -171,7 +174,8 @@ static void pend_push(struct gw_jsess *s, struct gw_xml *el, uint32_t u, bool co
 
 static bool blocked(const struct gw_jsess *s)
 {
-    return s->phase != GW_JS_LIVE || s->attaching || s->releasing || s->ceiling_blocked;
+    return s->phase != GW_JS_LIVE || s->attaching || s->flushing || s->releasing ||
+           s->ceiling_blocked;
 }
 
 /* Sends one stanza to the attached client and keeps it until acked. */
@@ -209,7 +213,7 @@ static void send_live(struct gw_jsess *s, struct gw_xml *el, uint32_t u, bool co
         s->items = it;
     s->items_tail = it;
     if (gw_js_to_client(s, w) == GW_ELIMIT) {
-        drop_conn(s, "policy-violation", "the client is not reading", GW_WS_CLOSE_POLICY);
+        gw_js_drop_conn(s, "policy-violation", "the client is not reading", GW_WS_CLOSE_POLICY);
         return;
     }
     uint32_t unacked = s->cl_out - s->cl_acked;
@@ -217,7 +221,8 @@ static void send_live(struct gw_jsess *s, struct gw_xml *el, uint32_t u, bool co
     if (unacked % GW_JS_ACK_REQUEST_EVERY == 0)
         gw_js_send_request(s);
     if (unacked >= 2 * window) {
-        drop_conn(s, "policy-violation", "too many stanzas unacknowledged", GW_WS_CLOSE_POLICY);
+        gw_js_drop_conn(s, "policy-violation", "too many stanzas unacknowledged",
+                        GW_WS_CLOSE_POLICY);
         return;
     }
     if (unacked >= window)
@@ -237,23 +242,23 @@ static void push_hook(struct gw_jsess *s, const struct gw_xml *el)
     free(xml);
 }
 
+/* Held stanzas go out in the order they came, before whatever waits behind them. */
 void gw_js_flush_held(struct gw_jsess *s)
 {
-    struct gw_js_held *h = s->held;
+    struct gw_js_held *h = s->held, *last = s->held_tail;
+    if (!h)
+        return;
+    for (struct gw_js_held *x = h; x; x = x->next)
+        x->flushed = true; /* sent even if the client is still inactive (a full hold) */
+    last->next = s->pend;
+    if (!s->pend)
+        s->pend_tail = last;
+    s->pend = h;
+    s->npend += s->nheld;
     s->held = s->held_tail = NULL;
     s->nheld = 0;
-    while (h) {
-        struct gw_js_held *next = h->next;
-        if (s->phase == GW_JS_LIVE && !s->detached && !s->releasing)
-            send_live(s, h->el, h->u, h->counted);
-        else if (s->phase != GW_JS_ENDED)
-            append_el(s, h->el, h->u, h->counted);
-        else
-            gw_xml_free(h->el);
-        free(h->key);
-        free(h);
-        h = next;
-    }
+    gw_js_up_pause(s, GW_JS_UP_PEND, true);
+    gw_js_drain_pending(s);
 }
 
 static void hold(struct gw_jsess *s, struct gw_xml *el, uint32_t u, bool counted, char *key)
@@ -315,7 +320,10 @@ void gw_js_drain_pending(struct gw_jsess *s)
         if (!s->pend)
             s->pend_tail = NULL;
         s->npend--;
-        gw_js_deliver(s, h->el, h->u, h->counted);
+        if (h->flushed && !s->detached)
+            send_live(s, h->el, h->u, h->counted);
+        else
+            gw_js_deliver(s, h->el, h->u, h->counted);
         free(h->key);
         free(h);
     }
@@ -593,6 +601,8 @@ void gw_jsess_client_seen(struct gw_jsess *s)
 
 void gw_jsess_drained(struct gw_jsess *s)
 {
+    if (s->flushing)
+        gw_js_flush_more(s);
     gw_js_up_pause(s, GW_JS_UP_WS, false);
 }
 

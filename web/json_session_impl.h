@@ -45,7 +45,8 @@ struct gw_js_held {
     uint32_t u;
     bool counted;
     struct gw_xml *el;
-    char *key; /* CSI coalescing key */
+    char *key;    /* CSI coalescing key */
+    bool flushed; /* released from the CSI hold: goes to the client as it is */
 };
 
 struct gw_jsess {
@@ -58,7 +59,9 @@ struct gw_jsess {
     struct gw_jconn *conn;
     enum gw_js_phase phase;
     bool detached, attaching, releasing, fresh, adopting;
-    bool resumable;  /* the store holds the session and writing it works */
+    bool flushing;                 /* the resumed client is being sent the store queue */
+    struct gw_js_item *flush_next; /* … from this item on */
+    bool resumable;                /* the store holds the session and writing it works */
     bool records;    /* the store may hold records of this session, to delete at the end */
     bool token_prev; /* the token before the last resume is still valid */
     struct gw_upstream *up;
@@ -161,6 +164,10 @@ void gw_js_flush_held(struct gw_jsess *s);
 void gw_js_deliver(struct gw_jsess *s, struct gw_xml *el, uint32_t u, bool counted);
 void gw_js_drain_pending(struct gw_jsess *s);
 
+/* json_attach.c: sends more of the store queue to a resumed client, as its socket drains. */
+void gw_js_flush_more(struct gw_jsess *s);
+/* json_deliver.c: the client stopped reading; the session detaches. */
+void gw_js_drop_conn(struct gw_jsess *s, const char *cond, const char *text, uint16_t code);
 /* json_attach.c: the upstream failed while logging in or resuming. */
 void gw_js_login_failed(struct gw_jsess *s, const char *cond);
 void gw_js_adopt_failed(struct gw_jsess *s, const char *cond);
