@@ -255,3 +255,62 @@ test("SIGTERM hands the session over: the client is told it may resume, and resu
     c2.send({ op: "logout" });
     await c2.next((o) => o.op === "bye", "bye");
   }));
+
+test("SIGKILL with stanzas the client never acked: only those come again, and none is missing",
+  { timeout: 60000 }, guarded(() => env, async () => {
+    const victim = await env.startGateway(OPTIONS);
+    const prefix = `u${crypto.randomBytes(3).toString("hex")}-`;
+    const c = await JsonClient.connect(victim.wsUrl, { autoAck: false });
+    const s = await c.login("alice", USERS.alice, "unacked");
+    assert.equal(s.resumable, true);
+    await sendNumbered(s.jid, prefix, 1, 8, 0);
+    await c.next((o) => o.id === `${prefix}8`, "message 8");
+    c.ack(); // 1..8 acked, and persisted before the server hears of it
+    await waitUntil(async () => Number((await env.redis.hgetall(`mxgw:json:${s.id}`)).up_in_h) >= 8,
+      { timeoutMs: 10000, what: "the ack persisted" });
+    await sendNumbered(s.jid, prefix, 9, 15, 0);
+    await c.next((o) => o.id === `${prefix}15`, "message 15");
+    victim.child.signal("SIGKILL"); // 9..15 were delivered but never acked
+    await victim.child.exit;
+    await c.closed;
+    const sending = sendNumbered(s.jid, prefix, 16, 30, 10);
+    const c2 = await JsonClient.connect(gw2.wsUrl);
+    const r = await c2.resume(s.token, c.h);
+    assert.equal(r.op, "resumed", JSON.stringify(r));
+    await sending;
+    await c2.next((o) => o.id === `${prefix}30`, "message 30", 20000);
+    const { duplicates } = checkSequence(bodies(c, c2), 30, prefix);
+    const again = c2.stanzas().map((m) => Number(m.id.slice(prefix.length))).filter((n) => n <= 15);
+    assert.ok(again.every((n) => n >= 9), `only the unacked window (9..15) comes again, got ${again}`);
+    console.log(`SIGKILL with 7 unacked: ${duplicates} duplicates, all of the unacked window`);
+    c2.send({ op: "logout" });
+    await c2.next((o) => o.op === "bye", "bye");
+  }));
+
+test("a long queue is sent to the resumed client as its socket drains, in order",
+  { timeout: 60000 }, guarded(() => env, async () => {
+    const tight = await env.startGateway({ ...OPTIONS, limit_queue_bytes: 20000 });
+    const prefix = `q${crypto.randomBytes(3).toString("hex")}-`;
+    const c = await JsonClient.connect(tight.wsUrl);
+    const s = await c.login("alice", USERS.alice, "long");
+    c.drop();
+    await waitUntil(async () => (await env.redis.hgetall(`mxgw:json:${s.id}`)).state === "detached",
+      { timeoutMs: 10000, what: "detached" });
+    const N = 120;
+    const pad = "x".repeat(600);
+    for (let i = 1; i <= N; i++) {
+      await bob.send(xml("message", { to: s.jid, type: "chat", id: `${prefix}${i}` },
+        xml("body", {}, `${i} ${pad}`)));
+    }
+    await waitUntil(async () => Number((await env.redis.cmd("LLEN", `mxgw:jsonq:${s.id}`))[0]) === N,
+      { timeoutMs: 15000, what: `${N} queued` });
+    const c2 = await JsonClient.connect(tight.wsUrl);
+    const r = await c2.resume(s.token, 0);
+    assert.equal(r.op, "resumed");
+    await c2.next((o) => o.id === `${prefix}${N}`, `message ${N}`, 30000);
+    const { duplicates } = checkSequence(c2.stanzas(), N, prefix);
+    assert.equal(duplicates, 0);
+    assert.ok(c2.isOpen, "the client was not cut off for the size of its queue");
+    c2.send({ op: "logout" });
+    await c2.next((o) => o.op === "bye", "bye");
+  }));
