@@ -35,8 +35,8 @@ struct gw_login {
     struct gw_sasl_secret secret; /* exported after SASL, or given to log in again */
     bool have_secret;
     bool from_secret;
-    char *sm_id;  /* resume mode: the stream to resume */
-    uint32_t h;   /* resume mode: our count of the server's stanzas */
+    char *sm_id; /* resume mode: the stream to resume */
+    uint32_t h;  /* resume mode: our count of the server's stanzas */
     bool resumed;
     uint32_t resumed_h;
 };
