@@ -387,7 +387,10 @@ void gw_js_end(struct gw_jsess *s, const char *cond, const char *text, uint16_t 
     void *darg = s->release_arg;
     s->release_done = NULL;
     gw_js_finish(s);
-    gw_session_close(gs);
+    if (c)
+        gw_jconn_hold_session(c, gs, false); /* until the close frame is out */
+    else
+        gw_session_close(gs);
     if (done)
         done(darg, false);
 }
@@ -411,7 +414,10 @@ void gw_js_lost(struct gw_jsess *s)
     void *darg = s->release_arg;
     s->release_done = NULL;
     gw_js_finish(s);
-    gw_session_release(gs);
+    if (c)
+        gw_jconn_hold_session(c, gs, true);
+    else
+        gw_session_release(gs);
     if (done)
         done(darg, false);
 }
@@ -444,7 +450,8 @@ static void release_written(void *arg, int err, const struct gw_store_reply *r)
             gw_js_lost(s);
         } else if (err || s->release_failed) {
             s->releasing = false;
-            gw_js_end(s, NULL, NULL, 0);
+            gw_js_end(s, s->release_why == GW_JRELEASE_SHUTDOWN ? "system-shutdown" : "conflict",
+                      "the session could not be handed over", GW_WS_CLOSE_GOING_AWAY);
         } else {
             GW_INFO("json.released", "session=%s why=%s h=%u", s->sid,
                     s->release_why == GW_JRELEASE_HANDOVER ? "handover" : "shutdown", s->win.h);
@@ -457,9 +464,22 @@ static void release_written(void *arg, int err, const struct gw_store_reply *r)
             void (*done)(void *, bool) = s->release_done;
             void *darg = s->release_arg;
             s->release_done = NULL;
+            struct gw_jconn *c = s->conn;
+            s->conn = NULL;
             gw_session_set_state(gs, GW_SESSION_DETACHED);
             gw_js_finish(s);
-            gw_session_release(gs);
+            if (c) {
+                if (s->release_why == GW_JRELEASE_SHUTDOWN)
+                    gw_jconn_close(c, "system-shutdown",
+                                   "the gateway is restarting: resume on another node",
+                                   GW_WS_CLOSE_GOING_AWAY, 1);
+                else
+                    gw_jconn_close(c, "conflict", "the session was resumed on another connection",
+                                   GW_WS_CLOSE_NORMAL, -1);
+                gw_jconn_hold_session(c, gs, true);
+            } else {
+                gw_session_release(gs);
+            }
             if (done)
                 done(darg, true);
         }
@@ -471,7 +491,8 @@ void gw_js_release_persist(struct gw_jsess *s)
 {
     if (s->release_failed) {
         s->releasing = false;
-        gw_js_end(s, NULL, NULL, 0);
+        gw_js_end(s, s->release_why == GW_JRELEASE_SHUTDOWN ? "system-shutdown" : "conflict",
+                  "the session could not be handed over", GW_WS_CLOSE_GOING_AWAY);
         return;
     }
     struct gw_jstore_fields w = {0};
@@ -510,14 +531,10 @@ void gw_jsess_release(struct gw_jsess *s, enum gw_jrelease why, void (*done)(voi
     s->releasing = true;
     uv_timer_stop(&s->timer);
     gw_js_up_pause(s, GW_JS_UP_RELEASE, true);
-    struct gw_jconn *c = s->conn;
-    s->conn = NULL;
-    if (c && why == GW_JRELEASE_SHUTDOWN)
-        gw_jconn_close(c, "system-shutdown", "the gateway is restarting: resume on another node",
-                       GW_WS_CLOSE_GOING_AWAY, 1);
-    else if (c)
-        gw_jconn_close(c, "conflict", "the session was resumed on another connection",
-                       GW_WS_CLOSE_NORMAL, -1);
+    /* The client is told once the store holds it all (so that its resume finds it there);
+     * until then it is not read. */
+    if (s->conn)
+        gw_jconn_pause(s->conn, GW_JPAUSE_RESUME, true);
     gw_js_spill(s);
     if (s->phase != GW_JS_ENDED && s->q_inflight == 0)
         gw_js_release_persist(s);
@@ -558,7 +575,11 @@ static void on_shutdown(void *owner, enum gw_close_reason why)
         return;
     switch (why) {
     case GW_CLOSE_SHUTDOWN:
-        gw_jsess_release(s, GW_JRELEASE_SHUTDOWN, NULL, NULL);
+        /* The in-process store dies with this process: nothing could resume the session. */
+        if (strcmp(gw_store_backend(s->core->store), "memory") == 0)
+            gw_js_end(s, "system-shutdown", "the gateway is restarting", GW_WS_CLOSE_GOING_AWAY);
+        else
+            gw_jsess_release(s, GW_JRELEASE_SHUTDOWN, NULL, NULL);
         break;
     case GW_CLOSE_PREAUTH:
         gw_js_end(s, "connection-timeout", "log in sooner", GW_WS_CLOSE_NORMAL);

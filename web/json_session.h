@@ -52,6 +52,11 @@ void gw_jconn_set_session(struct gw_jconn *c, struct gw_jsess *s);
 void gw_jconn_resume_handed(struct gw_jconn *c);
 /* A resume this connection asked for ended: ok, or failed with a non-fatal error already sent. */
 void gw_jconn_resume_done(struct gw_jconn *c, bool ok);
+/* Gives the connection the registry entry of the session that just ended or left (borrowed
+ * no more by the session): it goes when the connection has closed, so that a draining gateway
+ * waits for the last message and the close frame to go out. keep_record: release it (the store
+ * record stays for another node) rather than close it. */
+void gw_jconn_hold_session(struct gw_jconn *c, struct gw_session *gs, bool keep_record);
 /* Takes the connection's pre-auth session (NULL if already taken): the caller closes it or
  * makes it the session's. */
 struct gw_session *gw_jconn_take_pre(struct gw_jconn *c);

@@ -38,6 +38,7 @@ struct gw_jconn {
     struct gw_jsess *sess;
     struct gw_jresume *resume;
     bool resuming, closing, just_resumed;
+    bool pre_keep; /* pre is a session left for another node: release, do not close */
     unsigned pause;
     unsigned failures;
     double bytes_left, stanzas_left; /* token buckets */
@@ -338,6 +339,33 @@ void gw_jconn_set_session(struct gw_jconn *c, struct gw_jsess *s)
     c->sess = s;
 }
 
+static void drop_pre(struct gw_jconn *c)
+{
+    struct gw_session *pre = c->pre;
+    c->pre = NULL;
+    if (pre && c->pre_keep)
+        gw_session_release(pre);
+    else
+        gw_session_close(pre);
+    c->pre_keep = false;
+}
+
+void gw_jconn_hold_session(struct gw_jconn *c, struct gw_session *gs, bool keep_record)
+{
+    if (!gs)
+        return;
+    if (c->pre || !c->ws) { /* cannot hold two; a closed connection holds nothing */
+        if (keep_record)
+            gw_session_release(gs);
+        else
+            gw_session_close(gs);
+        return;
+    }
+    c->pre = gs;
+    c->pre_keep = keep_record;
+    gw_session_set_owner(gs, &pre_ops, c);
+}
+
 struct gw_session *gw_jconn_take_pre(struct gw_jconn *c)
 {
     struct gw_session *pre = c->pre;
@@ -355,8 +383,7 @@ void gw_jconn_resume_done(struct gw_jconn *c, bool ok)
     c->resume = NULL;
     c->resuming = false;
     if (ok) {
-        gw_session_close(c->pre); /* the resumed session is the connection's now */
-        c->pre = NULL;
+        drop_pre(c); /* the resumed session is the connection's now */
         c->just_resumed = true;
     } else {
         c->sess = NULL;
@@ -419,8 +446,7 @@ static void on_closed(void *state)
     c->resume = NULL;
     if (s)
         gw_jsess_conn_lost(s);
-    gw_session_close(c->pre);
-    c->pre = NULL;
+    drop_pre(c);
     free_deferred(c);
     uv_close((uv_handle_t *)&c->rate_timer, handle_closed);
     uv_close((uv_handle_t *)&c->replay_timer, handle_closed);
@@ -440,9 +466,7 @@ static void on_pre_shutdown(void *owner, enum gw_close_reason why)
         gw_jconn_close(c, "policy-violation", "ended by the operator", GW_WS_CLOSE_NORMAL, -1);
         break;
     }
-    /* The pre-auth session goes now: a draining gateway waits for no connection. */
-    gw_session_close(c->pre);
-    c->pre = NULL;
+    /* The session itself goes when the connection has closed (on_closed). */
 }
 
 static const struct gw_session_ops pre_ops = {on_pre_shutdown};

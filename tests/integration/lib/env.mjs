@@ -357,7 +357,7 @@ export const COMPONENT = { domain: "mxgw.localhost", secret: crypto.randomBytes(
 export const MUC_DOMAIN = "conference.localhost";
 
 export function writeProsodyConfig(pdir, { c2sPort, httpPort, componentPort, cert, users, logFile,
-  authentication = "internal_plain" }) {
+  authentication = "internal_plain", extra = "" }) {
   const data = path.join(pdir, "data");
   const accounts = path.join(data, "localhost", "accounts"); // "localhost" needs no encoding
   fs.mkdirSync(accounts, { recursive: true });
@@ -405,6 +405,7 @@ modules_enabled = {
   "websocket"; "bosh"; "http";
 }
 modules_disabled = { "s2s"; "offline"; }
+${extra}
 VirtualHost "localhost"
   ssl = { certificate = ${luaString(crt)}, key = ${luaString(key)} }
 Component ${luaString(MUC_DOMAIN)} "muc"
@@ -416,8 +417,11 @@ Component ${luaString(COMPONENT.domain)}
 }
 
 export class Prosody {
-  /** auth: Prosody's authentication provider ("internal_hashed" keeps a stable SCRAM salt). */
-  static async start(dir, certs, users = USERS, auth = undefined) {
+  /**
+   * auth: Prosody's authentication provider ("internal_hashed" keeps a stable SCRAM salt);
+   * extra: more global config lines (e.g. "smacks_hibernation_time = 3").
+   */
+  static async start(dir, certs, users = USERS, auth = undefined, extra = "") {
     const p = new Prosody();
     p.users = users;
     p.dir = path.join(dir, "prosody");
@@ -428,7 +432,7 @@ export class Prosody {
     p.logFile = path.join(p.dir, "prosody.log");
     const conf = writeProsodyConfig(p.dir, {
       c2sPort: p.c2sPort, httpPort: p.httpPort, componentPort: p.componentPort, cert: certs.localhost, users, logFile: p.logFile,
-      authentication: auth,
+      authentication: auth, extra,
     });
     if (asRoot) execFileSync("chown", ["-R", "prosody:prosody", p.dir]);
     p.child = new Child("prosody", "prosody", ["--config", conf, "-F"], {
@@ -546,7 +550,10 @@ export class Gateway {
 // The environment: one temp dir, certificates, Redis, Prosody, any number of gateways.
 
 export class Env {
-  /** opts: { redis: bool (default true), prosody: bool (default true), prosodyAuth: string } */
+  /**
+   * opts: { redis: bool (default true), prosody: bool (default true), prosodyAuth: string,
+   * prosodyExtra: string (global Prosody config lines) }
+   */
   static async start(opts = {}) {
     const env = new Env();
     env.dir = fs.mkdtempSync(path.join(os.tmpdir(), "mxgw-it-"));
@@ -561,7 +568,8 @@ export class Env {
       env.certs = makeCerts(path.join(env.dir, "certs"));
       extraCAs.push(fs.readFileSync(env.certs.ca.cert, "utf8"));
       if (opts.redis !== false) env.redis = await Redis.start(env.dir);
-      if (opts.prosody !== false) env.prosody = await Prosody.start(env.dir, env.certs, USERS, opts.prosodyAuth);
+      if (opts.prosody !== false) env.prosody = await Prosody.start(env.dir, env.certs, USERS, opts.prosodyAuth,
+        opts.prosodyExtra);
     } catch (err) {
       await env.stop().catch(() => {});
       throw err;
