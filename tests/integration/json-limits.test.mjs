@@ -74,6 +74,8 @@ test("wrong token, unknown session, garbage → item-not-found; h too high → h
       "item-not-found")).close();
     (await expectResumeError(gw, "not-a-token", 0, "item-not-found")).close();
     (await expectResumeError(gw, s.token, 1000000, "handled-count-too-high")).close();
+    // … judged from the store's ceiling when another node takes the session
+    (await expectResumeError(small, s.token, 1000000, "handled-count-too-high")).close();
     // failures are capped per connection (json_auth_failures = 3)
     const c3 = await JsonClient.connect(gw.wsUrl);
     for (let i = 0; i < 2; i++) assert.equal((await c3.resume("bad", 0)).cond, "item-not-found");

@@ -314,3 +314,28 @@ test("a long queue is sent to the resumed client as its socket drains, in order"
     c2.send({ op: "logout" });
     await c2.next((o) => o.op === "bye", "bye");
   }));
+
+test("a pipelined resume: stanzas sent right behind it wait for it, then go in order (E4)",
+  { timeout: 30000 }, guarded(() => env, async () => {
+    const { c, s } = await loginAlice(gw1, "pipelined");
+    c.drop();
+    await waitUntil(async () => (await env.redis.hgetall(`mxgw:json:${s.id}`)).state === "detached",
+      { timeoutMs: 10000, what: "detached" });
+    const c2 = await JsonClient.connect(gw2.wsUrl);
+    const tag = crypto.randomBytes(3).toString("hex");
+    c2.send({ op: "resume", token: s.token, h: c.h });
+    for (let i = 1; i <= 3; i++) c2.send({ to: bob.jid.toString(), id: `p${i}`, b: `pipelined ${tag} ${i}` });
+    c2.send({ op: "r" });
+    const r = await c2.next((o) => o.op === "resumed" || o.op === "error", "the resume answer");
+    assert.equal(r.op, "resumed", JSON.stringify(r));
+    for (let i = 1; i <= 3; i++) {
+      await bob.waitFor((st) => st.is("message") && st.getChildText("body") === `pipelined ${tag} ${i}`,
+        { what: `pipelined message ${i}` });
+    }
+    const a = await c2.next((o) => o.op === "a", "the ack of the pipelined stanzas");
+    assert.ok(a.h >= 3, `the three stanzas counted after the resume's h (${r.h}): ${a.h}`);
+    const bad = c2.all.findIndex((o) => o.op === "error");
+    assert.equal(bad, -1, `no errors: ${JSON.stringify(c2.all)}`);
+    c2.send({ op: "logout" });
+    await c2.next((o) => o.op === "bye", "bye");
+  }));
