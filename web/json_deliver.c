@@ -108,6 +108,7 @@ void gw_js_spill(struct gw_jsess *s)
     s->flush_next = NULL;
     struct gw_js_item *it = s->items;
     s->items = s->items_tail = NULL;
+    s->live_bytes = 0;
     while (it && s->phase != GW_JS_ENDED) {
         struct gw_js_item *next = it->next;
         if (!it->in_store)
@@ -216,17 +217,22 @@ static void send_live(struct gw_jsess *s, struct gw_xml *el, uint32_t u, bool co
         gw_js_drop_conn(s, "policy-violation", "the client is not reading", GW_WS_CLOSE_POLICY);
         return;
     }
+    s->live_bytes += len;
     uint32_t unacked = s->cl_out - s->cl_acked;
     size_t window = gw_js_cfg(s)->json_unacked_stanzas;
+    size_t bytes = gw_js_cfg(s)->json_queue_bytes; /* all of it must fit the queue on a drop */
     if (unacked % GW_JS_ACK_REQUEST_EVERY == 0)
         gw_js_send_request(s);
-    if (unacked >= 2 * window) {
+    if (unacked >= 2 * window || s->live_bytes > bytes) {
         gw_js_drop_conn(s, "policy-violation", "too many stanzas unacknowledged",
                         GW_WS_CLOSE_POLICY);
         return;
     }
-    if (unacked >= window)
+    if (unacked >= window || s->live_bytes >= bytes / 2) {
+        if (!(s->up_pause & GW_JS_UP_WINDOW))
+            gw_js_send_request(s); /* the server waits: ask the client to ack */
         gw_js_up_pause(s, GW_JS_UP_WINDOW, true);
+    }
     if (s->conn && gw_jconn_queued(s->conn) > gw_js_cfg(s)->limit_queue_bytes / 2)
         gw_js_up_pause(s, GW_JS_UP_WS, true);
 }
@@ -541,8 +547,10 @@ void gw_jsess_ack(struct gw_jsess *s, const struct gw_json *obj)
         if (it->in_store) {
             from_store++;
             store_bytes += it->len;
-        } else if (it->counted) {
-            gw_sm_window_done(&s->win, it->u);
+        } else {
+            s->live_bytes -= it->xml_len;
+            if (it->counted)
+                gw_sm_window_done(&s->win, it->u);
         }
         free(it->xml);
         free(it);
@@ -558,7 +566,8 @@ void gw_jsess_ack(struct gw_jsess *s, const struct gw_json *obj)
         gw_js_persist(s);
     else
         gw_js_ack_upstream(s);
-    if (s->cl_out - s->cl_acked < gw_js_cfg(s)->json_unacked_stanzas / 2)
+    if (s->cl_out - s->cl_acked < gw_js_cfg(s)->json_unacked_stanzas / 2 &&
+        s->live_bytes < gw_js_cfg(s)->json_queue_bytes / 4)
         gw_js_up_pause(s, GW_JS_UP_WINDOW, false);
 }
 

@@ -76,6 +76,7 @@ struct gw_jsess {
     uint32_t cl_out, cl_acked, cl_max;
     bool ceiling_blocked;
     struct gw_js_item *items, *items_tail;
+    size_t live_bytes; /* of the items not in the store: what a detach would append */
     size_t q_count, q_bytes;
     unsigned q_inflight;
     struct gw_js_held *pend, *pend_tail;
