@@ -455,7 +455,7 @@ int gw_sasl_secret_decode(const char *text, size_t len, struct gw_sasl_secret *o
         goto bad;
     p += 3;
     nl = memchr(p, '\n', (size_t)(end - p));
-    if (!nl || (size_t)(nl - p) >= sizeof out->mech)
+    if (!nl || (size_t)(nl - p) >= sizeof out->mech || memchr(p, '\0', (size_t)(nl - p)))
         goto bad;
     memcpy(out->mech, p, (size_t)(nl - p));
     p = nl + 1;
