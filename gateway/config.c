@@ -50,7 +50,7 @@ static const struct key keys[] = {
     {"json_detach_timeout", T_DURATION, F(json_detach_timeout_ms), "5m", 1000, 86400000},
     {"json_queue_stanzas", T_SIZE, F(json_queue_stanzas), "500", 1, 100000},
     {"json_queue_bytes", T_SIZE, F(json_queue_bytes), "1048576", 10000, 67108864},
-    {"json_unacked_stanzas", T_SIZE, F(json_unacked_stanzas), "500", 8, 100000},
+    {"json_unacked_stanzas", T_SIZE, F(json_unacked_stanzas), "200", 8, 100000},
     {"json_rate_bytes", T_UINT, F(json_rate_bytes), "20000", 0, 1000000000},
     {"json_rate_stanzas", T_UINT, F(json_rate_stanzas), "50", 0, 1000000},
     {"json_rate_burst", T_DURATION, F(json_rate_burst_ms), "5s", 100, 3600000},
