@@ -484,6 +484,7 @@ static void handled_here(struct gw_jsess *s, uint32_t c)
 
 void gw_jsess_stanza(struct gw_jsess *s, const struct gw_json *obj)
 {
+    gw_session_touch(s->sess);
     gw_js_check_store(s);
     uint32_t c = ++s->cl_in;
     const char *id = gw_json_str(obj, "id");
@@ -527,6 +528,7 @@ void gw_jsess_stanza(struct gw_jsess *s, const struct gw_json *obj)
 
 void gw_jsess_ack(struct gw_jsess *s, const struct gw_json *obj)
 {
+    gw_session_touch(s->sess);
     long long hv;
     if (!gw_json_int(obj, "h", &hv) || hv < 0 || hv > UINT32_MAX) {
         gw_jconn_error(s->conn, "bad-request", "\"a\" needs \"h\", a count", NULL);
