@@ -92,3 +92,31 @@ test("a flood is paced by pausing reading: nothing refused, all in order, other 
     other.send({ op: "logout" });
     await a.next((o) => o.op === "bye", "bye", 20000);
   }));
+
+test("held stanzas are not lost when the client drops: they wait in the queue and come on resume elsewhere",
+  { timeout: 30000 }, guarded(() => env, async () => {
+    const c = await JsonClient.connect(gw.wsUrl);
+    const s = await c.login("alice", USERS.alice, "csi-drop");
+    const tag = crypto.randomBytes(3).toString("hex");
+    c.send({ op: "inactive" });
+    await delay(100);
+    await bob.send(xml("presence", { to: s.jid }, xml("status", {}, `held ${tag}`)));
+    await bob.send(xml("message", { to: s.jid, type: "chat", id: `hcs-${tag}` },
+      xml("paused", { xmlns: "http://jabber.org/protocol/chatstates" })));
+    await bob.send(xml("message", { to: s.jid, type: "chat", id: `hm-${tag}` }, xml("body", {}, "now")));
+    await c.next((o) => o.id === `hm-${tag}`, "the message");
+    assert.equal(c.all.filter((o) => o.t === "p" || o.cs).length, 0, "the others are held");
+    c.drop();
+    await waitUntil(async () => (await env.redis.cmd("LLEN", `mxgw:jsonq:${s.id}`))[0] === "3",
+      { timeoutMs: 10000, what: "the held stanzas and the unacked message in the queue" });
+    const c2 = await JsonClient.connect(slow.wsUrl);
+    const r = await c2.resume(s.token, c.h);
+    assert.equal(r.op, "resumed", JSON.stringify(r));
+    const p = await c2.next((o) => o.t === "p", "the held presence");
+    assert.equal(p.st, `held ${tag}`);
+    await c2.next((o) => o.cs === "paused", "the held chat state");
+    assert.equal(c2.stanzas().filter((o) => o.id === `hm-${tag}`).length, 0,
+      "the message the client had counted does not come again");
+    c2.send({ op: "logout" });
+    await c2.next((o) => o.op === "bye", "bye");
+  }));
