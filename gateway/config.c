@@ -50,6 +50,17 @@ static const struct key keys[] = {
     {"limit_sessions", T_UINT, F(limit_sessions), "100000", 1, 10000000},
     {"preauth_timeout", T_DURATION, F(preauth_timeout_ms), "30s", 100, 3600000},
     {"shutdown_timeout", T_DURATION, F(shutdown_timeout_ms), "5s", 0, 600000},
+    /* JSON sessions */
+    {"json_detach_timeout", T_DURATION, F(json_detach_timeout_ms), "5m", 1000, 86400000},
+    {"json_queue_stanzas", T_SIZE, F(json_queue_stanzas), "500", 1, 100000},
+    {"json_queue_bytes", T_SIZE, F(json_queue_bytes), "1048576", 10000, 67108864},
+    {"json_unacked_stanzas", T_SIZE, F(json_unacked_stanzas), "200", 8, 100000},
+    {"json_rate_bytes", T_UINT, F(json_rate_bytes), "20000", 0, 1000000000},
+    {"json_rate_stanzas", T_UINT, F(json_rate_stanzas), "50", 0, 1000000},
+    {"json_rate_burst", T_DURATION, F(json_rate_burst_ms), "5s", 100, 3600000},
+    {"json_handover_timeout", T_DURATION, F(json_handover_timeout_ms), "3s", 100, 60000},
+    {"json_csi_max_held", T_UINT, F(json_csi_max_held), "100", 1, 10000},
+    {"json_auth_failures", T_UINT, F(json_auth_failures), "3", 1, 100},
     {"log_level", T_LOGLEVEL, F(log_level), "info", NOLIM},
     {"log_file", T_STR, F(log_file), "-", NOLIM},
 };

@@ -46,6 +46,17 @@ struct gw_config {
     unsigned limit_sessions;
     uint64_t preauth_timeout_ms;
     uint64_t shutdown_timeout_ms;
+    /* JSON sessions: detach, resume, limits (web/json_*.c) */
+    uint64_t json_detach_timeout_ms;
+    size_t json_queue_stanzas;
+    size_t json_queue_bytes;
+    size_t json_unacked_stanzas;
+    unsigned json_rate_bytes;
+    unsigned json_rate_stanzas;
+    uint64_t json_rate_burst_ms;
+    uint64_t json_handover_timeout_ms;
+    unsigned json_csi_max_held;
+    unsigned json_auth_failures;
     /* logging */
     enum gw_log_level log_level;
     char log_file[512];

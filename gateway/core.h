@@ -5,12 +5,23 @@
 #include "gateway/config.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <uv.h>
 
 struct gw_store;
 struct gw_registry;
 struct gw_rand;
 struct gw_metrics;
+
+/* Where an important stanza (xmpp/csi.h: a message with a body, a call, an invite, …) is
+ * reported when it reaches a JSON session whose client is away (detached) or inactive. The push
+ * module sets `important`; while it is NULL nothing is called. session_id is the JSON session,
+ * stanza the serialized XML; all borrowed for the call, which must not block. */
+struct gw_push_hook {
+    void (*important)(void *arg, const char *session_id, const char *bare_jid, const char *stanza,
+                      size_t len, bool detached);
+    void *arg;
+};
 
 struct gw_core {
     uv_loop_t *loop;
@@ -22,6 +33,7 @@ struct gw_core {
     void *upstream_shared;      /* xmpp/upstream.c's process-wide TLS client state */
     char node_id[64];
     bool draining; /* set by SIGTERM: no new sessions */
+    struct gw_push_hook push;
 };
 
 #endif

@@ -32,6 +32,8 @@ const char *gw_strerror(int err)
         return "authentication failed";
     case GW_ECONFIG:
         return "configuration error";
+    case GW_ESTALE:
+        return "guard changed";
     default:
         return "unknown error";
     }

@@ -17,6 +17,7 @@ enum {
     GW_EEXIST = -11,   /* already exists */
     GW_EAUTH = -12,    /* authentication failed */
     GW_ECONFIG = -13,  /* configuration error */
+    GW_ESTALE = -14,   /* a guarded write found the guard changed (another owner) */
 };
 
 /* Returns a static, human-readable name for a GW_E* code. */

@@ -178,6 +178,7 @@ static int run(struct app *a)
     }
     uv_run(&loop, UV_RUN_DEFAULT);
 
+    gw_ws_json_proto_free(&a->protos[1]);
     gw_registry_free(a->core.reg);
     gw_upstream_global_free(&a->core);
     gw_rand_free(a->core.rand);

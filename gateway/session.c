@@ -215,8 +215,9 @@ static void ip_adjust(struct gw_registry *reg, const char *ip, int delta)
         gw_map_put(reg->per_ip, ip, (void *)(uintptr_t)n);
 }
 
-int gw_session_open(struct gw_core *core, enum gw_transport transport, const char *ip,
-                    const struct gw_session_ops *ops, void *owner, struct gw_session **out)
+static int open_session(struct gw_core *core, enum gw_transport transport, const char *ip,
+                        const char *id, const struct gw_session_ops *ops, void *owner,
+                        struct gw_session **out)
 {
     struct gw_registry *reg = core->reg;
     const struct gw_config *cfg = core->cfg;
@@ -230,8 +231,14 @@ int gw_session_open(struct gw_core *core, enum gw_transport transport, const cha
         GW_WARN("session.limit", "what=per_ip limit=%u ip=%s", cfg->limit_sessions_per_ip, ip);
         return GW_ELIMIT;
     }
+    if (id && (strlen(id) >= sizeof((struct gw_session *)0)->id || !*id))
+        return GW_EINVAL;
+    if (id && gw_map_get(reg->by_id, id))
+        return GW_EEXIST;
     struct gw_session *s = gw_calloc(1, sizeof *s);
-    if (gw_rand_hex(core->rand, ID_BYTES, s->id, sizeof s->id) != 0) {
+    if (id) {
+        snprintf(s->id, sizeof s->id, "%s", id);
+    } else if (gw_rand_hex(core->rand, ID_BYTES, s->id, sizeof s->id) != 0) {
         free(s);
         return GW_EIO;
     }
@@ -260,6 +267,25 @@ int gw_session_open(struct gw_core *core, enum gw_transport transport, const cha
     return 0;
 }
 
+int gw_session_open(struct gw_core *core, enum gw_transport transport, const char *ip,
+                    const struct gw_session_ops *ops, void *owner, struct gw_session **out)
+{
+    return open_session(core, transport, ip, NULL, ops, owner, out);
+}
+
+int gw_session_open_as(struct gw_core *core, enum gw_transport transport, const char *ip,
+                       const char *id, const struct gw_session_ops *ops, void *owner,
+                       struct gw_session **out)
+{
+    return open_session(core, transport, ip, id, ops, owner, out);
+}
+
+void gw_session_set_owner(struct gw_session *s, const struct gw_session_ops *ops, void *owner)
+{
+    s->ops = ops;
+    s->owner = owner;
+}
+
 static void free_session(uv_handle_t *h)
 {
     struct gw_session *s = h->data;
@@ -267,14 +293,19 @@ static void free_session(uv_handle_t *h)
     free(s);
 }
 
-void gw_session_close(struct gw_session *s)
+/* Takes the session out of this process; keep_record leaves its store record for another node. */
+static void unlink_session(struct gw_session *s, bool keep_record)
 {
-    if (!s || s->closed)
-        return;
     struct gw_registry *reg = s->core->reg;
     s->closed = true;
-    s->state = GW_SESSION_CLOSED;
-    record_delete(s);
+    if (keep_record) {
+        char idx[128];
+        snprintf(idx, sizeof idx, "mxgw:node:%s", s->core->node_id);
+        gw_store_srem(s->core->store, idx, gw_store_cstr(s->id), store_done, "node-index");
+    } else {
+        s->state = GW_SESSION_CLOSED;
+        record_delete(s);
+    }
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -284,10 +315,25 @@ void gw_session_close(struct gw_session *s)
     gw_map_del(reg->by_id, s->id);
     ip_adjust(reg, s->ip, -1);
     reg->count--;
-    GW_INFO("session.close", "session=%s jid=%s", s->id, s->jid ? s->jid : "-");
+    GW_INFO(keep_record ? "session.release" : "session.close", "session=%s jid=%s", s->id,
+            s->jid ? s->jid : "-");
     uv_close((uv_handle_t *)&s->timer, free_session);
     if (reg->count == 0 && reg->on_empty)
         reg->on_empty(reg->on_empty_arg);
+}
+
+void gw_session_close(struct gw_session *s)
+{
+    if (!s || s->closed)
+        return;
+    unlink_session(s, false);
+}
+
+void gw_session_release(struct gw_session *s)
+{
+    if (!s || s->closed)
+        return;
+    unlink_session(s, true);
 }
 
 void gw_session_set_state(struct gw_session *s, enum gw_session_state state)

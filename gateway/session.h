@@ -50,8 +50,20 @@ struct gw_session *gw_registry_find(struct gw_registry *reg, const char *id);
  * draining. owner is borrowed. Starts the pre-auth timer. */
 int gw_session_open(struct gw_core *core, enum gw_transport transport, const char *ip,
                     const struct gw_session_ops *ops, void *owner, struct gw_session **out);
+/* Like gw_session_open, but with a given id (a session moving here from another node or coming
+ * back after a restart). Returns GW_EEXIST when a live session here has that id, GW_EINVAL for
+ * an unusable id, or what gw_session_open returns. */
+int gw_session_open_as(struct gw_core *core, enum gw_transport transport, const char *ip,
+                       const char *id, const struct gw_session_ops *ops, void *owner,
+                       struct gw_session **out);
+/* Moves the session to another owner (borrowed), e.g. from a connection to the session object
+ * that outlives it. */
+void gw_session_set_owner(struct gw_session *s, const struct gw_session_ops *ops, void *owner);
 /* Ends the session: stops its timers, removes it from the registry and the store. */
 void gw_session_close(struct gw_session *s);
+/* Takes the session out of this process but leaves its store record (and JID index) for the
+ * node that will carry it on; only this node's index entry is removed. Frees like close. */
+void gw_session_release(struct gw_session *s);
 void gw_session_set_state(struct gw_session *s, enum gw_session_state state);
 /* Records the bound JID (copied) and stops the pre-auth timer. */
 void gw_session_set_jid(struct gw_session *s, const char *jid);

@@ -255,6 +255,49 @@ int gw_store_incr(struct gw_store *st, const char *key, uint64_t ttl_ms, gw_stor
     return submit(st, &c, cb, arg);
 }
 
+int gw_store_hset_if(struct gw_store *st, const struct gw_store_guard *g, const char *key, size_t n,
+                     const struct gw_store_str *fields, const struct gw_store_str *values,
+                     uint64_t ttl_ms, gw_store_cb cb, void *arg)
+{
+    struct store_cmd c = {.op = OP_HSET,
+                          .key = key,
+                          .n = n,
+                          .fields = fields,
+                          .values = values,
+                          .ttl_ms = ttl_ms,
+                          .guard = g};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_rpush_if(struct gw_store *st, const struct gw_store_guard *g, const char *key,
+                      struct gw_store_str value, size_t max_len, uint64_t ttl_ms, gw_store_cb cb,
+                      void *arg)
+{
+    struct store_cmd c = {.op = OP_RPUSH_CAPPED,
+                          .key = key,
+                          .values = &value,
+                          .count = max_len,
+                          .ttl_ms = ttl_ms,
+                          .guard = g};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_lpop_n_if(struct gw_store *st, const struct gw_store_guard *g, const char *key,
+                       size_t n, gw_store_cb cb, void *arg)
+{
+    struct store_cmd c = {.op = OP_LPOP_N, .key = key, .count = n, .guard = g};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_del_if(struct gw_store *st, const struct gw_store_guard *g, size_t nkeys,
+                    const char *const *keys, gw_store_cb cb, void *arg)
+{
+    if (nkeys > 8)
+        return GW_EINVAL;
+    struct store_cmd c = {.op = OP_DEL, .key = g->key, .guard = g, .keys = keys, .nkeys = nkeys};
+    return submit(st, &c, cb, arg);
+}
+
 int gw_store_publish(struct gw_store *st, const char *channel, struct gw_store_str msg,
                      gw_store_cb cb, void *arg)
 {

@@ -76,6 +76,31 @@ int gw_store_lrange(struct gw_store *st, const char *key, long start, long stop,
 int gw_store_lpop_n(struct gw_store *st, const char *key, size_t n, gw_store_cb cb, void *arg);
 /* Counter: increments and, when it was created by this call, sets ttl_ms; integer = value. */
 int gw_store_incr(struct gw_store *st, const char *key, uint64_t ttl_ms, gw_store_cb cb, void *arg);
+/* A guard makes a write conditional: it is applied only while field `field` of the hash at
+ * `key` holds `expect` (a missing field reads as ""; a missing key fails the guard), checked and
+ * applied in one atomic step. It lets only a record's current owner write it: a node that lost
+ * ownership gets GW_ESTALE and nothing changes. The strings are copied like every other. */
+struct gw_store_guard {
+    const char *key;
+    const char *field;
+    const char *expect;
+};
+
+/* Guarded variants of hset, rpush_capped and lpop_n: the same effect and reply when the guard
+ * holds, GW_ESTALE (nothing done) when it does not. A compare-and-set of the guard field itself
+ * is hset_if writing that field. */
+int gw_store_hset_if(struct gw_store *st, const struct gw_store_guard *g, const char *key, size_t n,
+                     const struct gw_store_str *fields, const struct gw_store_str *values,
+                     uint64_t ttl_ms, gw_store_cb cb, void *arg);
+int gw_store_rpush_if(struct gw_store *st, const struct gw_store_guard *g, const char *key,
+                      struct gw_store_str value, size_t max_len, uint64_t ttl_ms, gw_store_cb cb,
+                      void *arg);
+int gw_store_lpop_n_if(struct gw_store *st, const struct gw_store_guard *g, const char *key,
+                       size_t n, gw_store_cb cb, void *arg);
+/* Deletes the guard's key and the nkeys other keys (at most 8) if the guard holds; integer =
+ * keys removed. */
+int gw_store_del_if(struct gw_store *st, const struct gw_store_guard *g, size_t nkeys,
+                    const char *const *keys, gw_store_cb cb, void *arg);
 /* Pub/sub. subscribe delivers every later message on channel to fn until unsubscribe; the
  * Redis backend re-subscribes after a reconnect. */
 int gw_store_publish(struct gw_store *st, const char *channel, struct gw_store_str msg,

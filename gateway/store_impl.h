@@ -29,8 +29,11 @@ struct store_cmd {
     const struct gw_store_str *fields;
     const struct gw_store_str *values; /* hset: n values; others: values[0] */
     uint64_t ttl_ms;
-    long start, stop; /* lrange */
-    size_t count;     /* rpush_capped: max length; lpop_n: items */
+    long start, stop;                   /* lrange */
+    size_t count;                       /* rpush_capped: max length; lpop_n: items */
+    const struct gw_store_guard *guard; /* NULL: unconditional */
+    const char *const *keys;            /* del with a guard: the other keys to delete */
+    size_t nkeys;
 };
 
 struct store_backend {

@@ -220,10 +220,25 @@ static long clamp_index(long i, size_t n)
     return i;
 }
 
+/* A guard holds while its key is a hash whose field equals expect (missing field: ""). */
+static bool guard_holds(struct mem_store *m, const struct gw_store_guard *g)
+{
+    struct mval *v = lookup(m, g->key);
+    if (!v || v->type != V_HASH)
+        return false;
+    const struct blob *b = gw_map_get(v->map, g->field);
+    size_t n = strlen(g->expect);
+    return b ? b->len == n && memcmp(b->data, g->expect, n) == 0 : n == 0;
+}
+
 static int mem_submit(struct gw_store *st, const struct store_cmd *c, gw_store_cb cb, void *arg)
 {
     struct mem_store *m = (struct mem_store *)st;
     struct mval *v;
+    if (c->guard && !guard_holds(m, c->guard)) {
+        reply_int(m, cb, arg, GW_ESTALE, 0);
+        return 0;
+    }
     switch (c->op) {
     case OP_HSET:
         if (!(v = obtain(m, c->key, V_HASH)))
@@ -244,11 +259,19 @@ static int mem_submit(struct gw_store *st, const struct store_cmd *c, gw_store_c
             goto wrongtype;
         reply_map(m, v, true, cb, arg);
         return 0;
-    case OP_DEL:
+    case OP_DEL: {
         v = lookup(m, c->key);
         drop(m, c->key);
-        reply_int(m, cb, arg, 0, v ? 1 : 0);
+        long long removed = v ? 1 : 0;
+        for (size_t i = 0; i < c->nkeys; i++) {
+            if (lookup(m, c->keys[i])) {
+                drop(m, c->keys[i]);
+                removed++;
+            }
+        }
+        reply_int(m, cb, arg, 0, removed);
         return 0;
+    }
     case OP_EXPIRE:
         v = lookup(m, c->key);
         if (v)

@@ -45,6 +45,23 @@ static const char INCR_TTL[] =
     "if v == 1 and tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
     "return v";
 
+/* Guarded variants: KEYS[1] is the guard's hash, ARGV[1] its field and ARGV[2] the expected
+ * value; -2 means the guard failed and nothing was done. */
+#define GUARD                                                                                      \
+    "if redis.call('EXISTS', KEYS[1]) == 0 or "                                                    \
+    "(redis.call('HGET', KEYS[1], ARGV[1]) or '') ~= ARGV[2] then return -2 end "
+static const char HSET_IF[] =
+    GUARD "redis.call('HSET', KEYS[2], unpack(ARGV, 4)) "
+          "if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end return 1";
+static const char RPUSH_IF[] =
+    GUARD "if redis.call('LLEN', KEYS[2]) >= tonumber(ARGV[4]) then return -1 end "
+          "local n = redis.call('RPUSH', KEYS[2], ARGV[3]) "
+          "if tonumber(ARGV[5]) > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[5]) end return n";
+static const char LPOP_N_IF[] =
+    GUARD "local n = math.min(tonumber(ARGV[3]), redis.call('LLEN', KEYS[2])) "
+          "if n > 0 then redis.call('LTRIM', KEYS[2], n, -1) end return n";
+static const char DEL_IF[] = GUARD "return redis.call('DEL', unpack(KEYS))";
+
 struct redis_store;
 
 struct pend {
@@ -54,7 +71,8 @@ struct pend {
     gw_store_cb cb;
     void *arg;
     bool done;
-    bool capped; /* rpush_capped: -1 means full */
+    bool capped;  /* rpush_capped: -1 means full */
+    bool guarded; /* a guarded script: -2 means the guard failed */
 };
 
 struct conn {
@@ -312,6 +330,8 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
             GW_WARN("store.error", "backend=redis reply=\"%.*s\"",
                     (int)(r->len > 120 ? 120 : r->len), r->str);
             store_complete(p->st, p->cb, p->arg, GW_EINVAL, NULL);
+        } else if (p->guarded && r->type == REDIS_REPLY_INTEGER && r->integer == -2) {
+            store_complete(p->st, p->cb, p->arg, GW_ESTALE, NULL);
         } else if (p->capped && r->type == REDIS_REPLY_INTEGER && r->integer < 0) {
             store_complete(p->st, p->cb, p->arg, GW_ELIMIT, NULL);
         } else {
@@ -329,7 +349,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 static int send_argv(struct conn *c, int argc, const char **argv, const size_t *lens,
-                     gw_store_cb cb, void *arg, bool capped)
+                     gw_store_cb cb, void *arg, bool capped, bool guarded)
 {
     struct gw_store *st = &c->rs->base;
     if (!c->up) {
@@ -346,6 +366,7 @@ static int send_argv(struct conn *c, int argc, const char **argv, const size_t *
     p->cb = cb;
     p->arg = arg;
     p->capped = capped;
+    p->guarded = guarded;
     if (redisAsyncCommandArgv(c->ac, on_reply, p, argc, argv, lens) != REDIS_OK) {
         free(p);
         store_complete(st, cb, arg, GW_EUNAVAIL, NULL);
@@ -389,7 +410,7 @@ static void on_connected(const redisAsyncContext *ac, int status)
         if (c->is_sub)
             redisAsyncCommandArgv(c->ac, NULL, NULL, 2, argv, lens);
         else
-            send_argv(c, 2, argv, lens, NULL, NULL, false);
+            send_argv(c, 2, argv, lens, NULL, NULL, false, false);
     }
     if (c->is_sub)
         subscribe_all(c);
@@ -478,9 +499,83 @@ static void redis_unsubscribe(struct gw_store *st, const char *channel)
 
 /* ---- commands ---- */
 
+/* The guarded commands: one script each, the guard's key first. */
+static int redis_submit_guarded(struct redis_store *rs, const struct store_cmd *cmd, gw_store_cb cb,
+                                void *arg)
+{
+    const char *argv[MAX_ARGS];
+    size_t lens[MAX_ARGS];
+    int n = 0;
+    char nkeys[8], num1[24], num2[24];
+    const struct gw_store_guard *g = cmd->guard;
+#define ARG(s, l) (argv[n] = (s), lens[n] = (l), n++)
+#define ARGS(s)   ARG((s), strlen(s))
+#define ARGV(v)   ARG((v).ptr, (v).len)
+    ARGS("EVAL");
+    switch (cmd->op) {
+    case OP_HSET:
+        if (cmd->n == 0 || cmd->n > (MAX_ARGS - 9) / 2)
+            return GW_EINVAL;
+        ARGS(HSET_IF);
+        ARGS("2");
+        ARGS(g->key);
+        ARGS(cmd->key);
+        ARGS(g->field);
+        ARGS(g->expect);
+        snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+        ARGS(num1);
+        for (size_t i = 0; i < cmd->n; i++) {
+            ARGV(cmd->fields[i]);
+            ARGV(cmd->values[i]);
+        }
+        break;
+    case OP_RPUSH_CAPPED:
+        ARGS(RPUSH_IF);
+        ARGS("2");
+        ARGS(g->key);
+        ARGS(cmd->key);
+        ARGS(g->field);
+        ARGS(g->expect);
+        ARGV(cmd->values[0]);
+        snprintf(num1, sizeof num1, "%zu", cmd->count);
+        ARGS(num1);
+        snprintf(num2, sizeof num2, "%llu", (unsigned long long)cmd->ttl_ms);
+        ARGS(num2);
+        break;
+    case OP_LPOP_N:
+        ARGS(LPOP_N_IF);
+        ARGS("2");
+        ARGS(g->key);
+        ARGS(cmd->key);
+        ARGS(g->field);
+        ARGS(g->expect);
+        snprintf(num1, sizeof num1, "%zu", cmd->count);
+        ARGS(num1);
+        break;
+    case OP_DEL:
+        ARGS(DEL_IF);
+        snprintf(nkeys, sizeof nkeys, "%zu", cmd->nkeys + 1);
+        ARGS(nkeys);
+        ARGS(g->key);
+        for (size_t i = 0; i < cmd->nkeys; i++)
+            ARGS(cmd->keys[i]);
+        ARGS(g->field);
+        ARGS(g->expect);
+        break;
+    default:
+        return GW_EINVAL;
+    }
+#undef ARG
+#undef ARGS
+#undef ARGV
+    return send_argv(&rs->cmd, n, argv, lens, cb, arg, cmd->op == OP_RPUSH_CAPPED, true);
+}
+
 static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_store_cb cb, void *arg)
 {
     struct redis_store *rs = (struct redis_store *)st;
+    if (cmd->guard)
+        return redis_submit_guarded(rs, cmd, cb, arg);
     const char *argv[MAX_ARGS];
     size_t lens[MAX_ARGS];
     int n = 0;
@@ -595,7 +690,7 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
 #undef ARG
 #undef ARGS
 #undef ARGV
-    return send_argv(&rs->cmd, n, argv, lens, cb, arg, capped);
+    return send_argv(&rs->cmd, n, argv, lens, cb, arg, capped, false);
 }
 
 static bool redis_available(const struct gw_store *st)

@@ -1,94 +1,90 @@
-/* The JSON front end (docs/json-protocol.md).
+/* The JSON front end's connections (docs/json-protocol.md).
  *
- * One WebSocket connection, one session, one upstream stream that mxgw logs in itself
- * (xmpp/login.c). Each text message is one JSON object: an "op" (login, logout, r, a, …) or a
- * stanza. Bad input gets {"op":"error"} and the connection stays; only a failed login, a broken
- * upstream or an impossible ack count end it. Acks follow XEP-0198's counting: the client acks
- * what it received with {"op":"a","h":N}, and mxgw acks the client's stanzas once the server
- * has (stream management upstream) or once they are written (without it). mxgw acks upstream
- * stanzas to the server only as far as the client acked them. */
+ * One WebSocket connection carries one client: each text message is one JSON object, an op
+ * (login, resume, logout, a, r, active, inactive, …) or a stanza. Until it logs in or resumes,
+ * the connection holds a pre-auth session of its own (for the admission limits and the pre-auth
+ * deadline); afterwards it talks to a session (web/json_session.c) that outlives it. Bad input
+ * gets {"op":"error"} and the connection stays. Reading stops (backpressure, never buffering)
+ * while the client is over its rate limit (token buckets in bytes and stanzas), while the server
+ * is behind, and while a resume runs; messages already read when a resume starts wait, in
+ * order, for it to finish. */
 #include "web/ws_json.h"
 
 #include "gateway/err.h"
 #include "gateway/log.h"
 #include "gateway/mem.h"
 #include "gateway/session.h"
+#include "web/json_session.h"
 #include "xmpp/jid.h"
 #include "xmpp/json.h"
-#include "xmpp/login.h"
-#include "xmpp/upstream.h"
 #include "xmpp/xlate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ACK_REQUEST_EVERY 10 /* unacked stanzas to the client before mxgw asks for an ack */
+#define MAX_DEFERRED 64 /* messages read while a resume runs */
 
-struct jws {
+struct deferred {
+    struct deferred *next;
+    size_t len;
+    char data[];
+};
+
+struct gw_jconn {
+    struct gw_jmod *mod;
     struct gw_core *core;
-    struct gw_ws_conn *conn; /* NULL once the socket is gone */
-    struct gw_session *sess;
-    struct gw_upstream *up;
-    struct gw_login *login; /* while logging in */
-    char *jid;              /* full JID once bound */
-    char *lang;             /* the upstream stream's xml:lang */
-    bool logged_in, ended, sm, up_acks_pending, client_ack_requested;
-    bool up_paused;
-    uint32_t to_client;    /* stanzas sent to the client */
-    uint32_t client_acked; /* of those, acknowledged by the client */
-    uint32_t from_client;  /* client stanzas sent upstream */
-    uint32_t server_acked; /* of those, acknowledged by the server */
-    /* JID aliases, once the client turned them on with the "alias" op (xmpp/xlate.h) */
+    struct gw_ws_conn *ws; /* NULL once closed */
+    struct gw_session *pre;
+    struct gw_jsess *sess;
+    struct gw_jresume *resume;
+    bool resuming, closing, just_resumed;
+    bool pre_keep; /* pre is a session left for another node: release, do not close */
+    unsigned pause;
+    unsigned failures;
+    double bytes_left, stanzas_left; /* token buckets */
+    uint64_t refilled;
+    uv_timer_t rate_timer, replay_timer;
+    unsigned handles;
+    struct deferred *dq, *dq_tail;
+    size_t ndq;
+    /* JID aliases, once the client turned them on with the "alias" op (xmpp/xlate.h); they
+     * belong to this connection only and start empty on every new one, resumed or not */
     struct gw_alias *aliases;
 };
 
-/* What the translator needs to know about this connection (xmpp/xlate.h). */
-static struct gw_xlate_ctx xlate_ctx(const struct jws *x)
-{
-    struct gw_xlate_ctx ctx = {x->jid, NULL, x->lang, x->aliases, x->core->cfg->limit_stanza_bytes};
-    return ctx;
-}
+static const struct gw_session_ops pre_ops;
 
-static const char *sid(const struct jws *x)
-{
-    return x->sess ? gw_session_id(x->sess) : "-";
-}
+/* ---- sending ---- */
 
-static int send_out(struct jws *x, struct gw_json_out *w)
+int gw_jconn_send(struct gw_jconn *c, struct gw_json_out *w)
 {
     size_t len;
     const char *text = gw_json_text(w, &len);
-    int rc = x->conn ? gw_ws_send(x->conn, text, len) : GW_ECLOSED;
+    int rc = c->ws && !c->closing ? gw_ws_send(c->ws, text, len) : GW_ECLOSED;
     gw_json_out_free(w);
     if (rc == GW_ELIMIT)
-        GW_WARN("json.queue_full", "session=%s", sid(x));
+        GW_WARN("json.queue_full", "peer=%s", gw_jconn_peer(c));
     return rc;
 }
 
-static void send_op(struct jws *x, const char *op, const char *k1, const char *v1)
+size_t gw_jconn_queued(const struct gw_jconn *c)
 {
-    struct gw_json_out *w = gw_json_out_new();
-    gw_json_open(w);
-    gw_json_kv(w, "op", op);
-    gw_json_kv(w, k1, v1);
-    gw_json_close(w);
-    send_out(x, w);
+    return c->ws ? gw_ws_queued(c->ws) : 0;
 }
 
-static void send_ack(struct jws *x, const char *op, uint32_t h)
+struct gw_alias *gw_jconn_aliases(const struct gw_jconn *c)
 {
-    struct gw_json_out *w = gw_json_out_new();
-    gw_json_open(w);
-    gw_json_kv(w, "op", op);
-    gw_json_key(w, "h");
-    gw_json_integer(w, h);
-    gw_json_close(w);
-    send_out(x, w);
+    return c ? c->aliases : NULL;
 }
 
-static void send_error(struct jws *x, const char *cond, const char *text, const char *id,
-                       bool fatal)
+const char *gw_jconn_peer(const struct gw_jconn *c)
+{
+    return c->ws ? gw_ws_peer(c->ws) : "-";
+}
+
+static void send_error(struct gw_jconn *c, const char *cond, const char *text, const char *id,
+                       bool fatal, int resumable)
 {
     struct gw_json_out *w = gw_json_out_new();
     gw_json_open(w);
@@ -100,351 +96,416 @@ static void send_error(struct jws *x, const char *cond, const char *text, const 
         gw_json_key(w, "fatal");
         gw_json_bool(w, true);
     }
+    if (resumable >= 0) {
+        gw_json_key(w, "resumable");
+        gw_json_bool(w, resumable > 0);
+    }
     gw_json_close(w);
-    send_out(x, w);
+    gw_jconn_send(c, w);
 }
 
-static void end_upstream(struct jws *x)
+void gw_jconn_error(struct gw_jconn *c, const char *cond, const char *text, const char *id)
 {
-    gw_login_free(x->login);
-    x->login = NULL;
-    if (x->up) {
-        gw_upstream_close(x->up);
-        x->up = NULL;
-    }
+    if (c)
+        send_error(c, cond, text, id, false, -1);
 }
 
-/* Ends the session: an optional fatal error (or "bye"), then the close frame. */
-static void end_session(struct jws *x, const char *cond, const char *text, uint16_t code)
+void gw_jconn_close(struct gw_jconn *c, const char *cond, const char *text, uint16_t code,
+                    int resumable)
 {
-    if (x->ended)
+    if (!c || c->closing)
         return;
-    x->ended = true;
-    end_upstream(x);
-    if (!x->conn)
-        return;
-    if (cond)
-        send_error(x, cond, text, NULL, true);
-    else
-        send_op(x, "bye", NULL, NULL);
-    gw_ws_close(x->conn, code, cond ? cond : "");
-    GW_INFO("json.end", "session=%s condition=%s", sid(x), cond ? cond : "-");
+    c->sess = NULL;
+    if (cond) {
+        send_error(c, cond, text, NULL, true, resumable);
+    } else {
+        struct gw_json_out *w = gw_json_out_new();
+        gw_json_open(w);
+        gw_json_kv(w, "op", "bye");
+        gw_json_close(w);
+        gw_jconn_send(c, w);
+    }
+    c->closing = true;
+    if (c->ws)
+        gw_ws_close(c->ws, code, cond ? cond : "");
+    GW_INFO("json.close", "peer=%s condition=%s", gw_jconn_peer(c), cond ? cond : "-");
 }
 
-/* ---- upstream ---- */
+/* ---- reading ---- */
 
-static void up_open(void *arg, const struct gw_xml *header)
+void gw_jconn_pause(struct gw_jconn *c, unsigned reason, bool on)
 {
-    struct jws *x = arg;
-    const char *lang = gw_xml_attr_ns(header, GW_NS_XML, "lang");
-    free(x->lang);
-    x->lang = lang ? gw_strdup(lang) : NULL;
-    if (x->login)
-        gw_login_open(x->login, header);
+    unsigned before = c->pause;
+    c->pause = on ? c->pause | reason : c->pause & ~reason;
+    if (c->ws && !c->closing && (before != 0) != (c->pause != 0))
+        gw_ws_pause(c->ws, c->pause != 0);
 }
 
-static void xml_ack(struct jws *x, const char *name, uint32_t h)
+static double burst(const struct gw_jconn *c, unsigned rate)
 {
-    struct gw_xml *el = gw_xml_new(GW_NS_SM, name);
-    if (h != UINT32_MAX) {
-        char num[16];
-        snprintf(num, sizeof num, "%u", h);
-        gw_xml_set_attr(el, "h", num);
-    }
-    gw_upstream_send(x->up, el);
-    gw_xml_free(el);
+    return (double)rate * (double)c->core->cfg->json_rate_burst_ms / 1000.0;
 }
 
-static void on_sm(struct jws *x, const struct gw_xml *el)
+static void refill(struct gw_jconn *c)
 {
-    if (strcmp(el->name, "r") == 0) {
-        xml_ack(x, "a", x->client_acked); /* only what the client has acknowledged */
-    } else if (strcmp(el->name, "a") == 0) {
-        const char *h = gw_xml_attr(el, "h");
-        x->server_acked = h ? (uint32_t)strtoul(h, NULL, 10) : x->server_acked;
-        x->up_acks_pending = false;
-        if (x->client_ack_requested) {
-            x->client_ack_requested = false;
-            send_ack(x, "a", x->server_acked);
-        }
-    }
+    const struct gw_config *cfg = c->core->cfg;
+    uint64_t now = uv_now(c->core->loop);
+    double secs = (double)(now - c->refilled) / 1000.0;
+    c->refilled = now;
+    c->bytes_left += secs * cfg->json_rate_bytes;
+    if (c->bytes_left > burst(c, cfg->json_rate_bytes))
+        c->bytes_left = burst(c, cfg->json_rate_bytes);
+    c->stanzas_left += secs * cfg->json_rate_stanzas;
+    if (c->stanzas_left > burst(c, cfg->json_rate_stanzas))
+        c->stanzas_left = burst(c, cfg->json_rate_stanzas);
 }
 
-static void up_stanza(void *arg, struct gw_xml *el)
+static void arm_rate(struct gw_jconn *c);
+
+static void on_rate_timer(uv_timer_t *t)
 {
-    struct jws *x = arg;
-    if (x->login && gw_login_stanza(x->login, el))
-        return;
-    if (x->ended) {
-        gw_xml_free(el);
-        return;
-    }
-    if (el->ns && strcmp(el->ns, GW_NS_SM) == 0) {
-        on_sm(x, el);
-        gw_xml_free(el);
-        return;
-    }
-    struct gw_json_out *w = gw_json_out_new();
-    struct gw_xlate_ctx ctx = xlate_ctx(x);
-    int rc = gw_xlate_stanza_json(el, &ctx, w);
-    gw_xml_free(el);
-    if (rc) {
-        gw_json_out_free(w);
+    struct gw_jconn *c = t->data;
+    refill(c);
+    arm_rate(c);
+}
+
+/* Pauses reading until both buckets are out of debt. */
+static void arm_rate(struct gw_jconn *c)
+{
+    const struct gw_config *cfg = c->core->cfg;
+    double wait = 0;
+    if (cfg->json_rate_bytes && c->bytes_left < 0)
+        wait = -c->bytes_left / cfg->json_rate_bytes;
+    if (cfg->json_rate_stanzas && c->stanzas_left < 0 &&
+        -c->stanzas_left / cfg->json_rate_stanzas > wait)
+        wait = -c->stanzas_left / cfg->json_rate_stanzas;
+    if (wait <= 0) {
+        gw_jconn_pause(c, GW_JPAUSE_RATE, false);
         return;
     }
-    if (send_out(x, w) == GW_ELIMIT) {
-        end_session(x, "policy-violation", "the client is not reading", GW_WS_CLOSE_POLICY);
+    if (!(c->pause & GW_JPAUSE_RATE)) {
+        (*c->mod->m_rate_paused)++;
+        GW_DEBUG("json.rate_paused", "peer=%s wait_ms=%.0f", gw_jconn_peer(c), wait * 1000);
+    }
+    gw_jconn_pause(c, GW_JPAUSE_RATE, true);
+    uv_timer_start(&c->rate_timer, on_rate_timer, (uint64_t)(wait * 1000) + 1, 0);
+}
+
+static void account(struct gw_jconn *c, size_t len)
+{
+    const struct gw_config *cfg = c->core->cfg;
+    if (!cfg->json_rate_bytes && !cfg->json_rate_stanzas)
         return;
-    }
-    x->to_client++;
-    if (x->to_client - x->client_acked == ACK_REQUEST_EVERY)
-        send_op(x, "r", NULL, NULL);
-    if (x->conn && x->up && !x->up_paused &&
-        gw_ws_queued(x->conn) > x->core->cfg->limit_queue_bytes / 2) {
-        x->up_paused = true;
-        gw_upstream_pause(x->up, true);
-    }
+    refill(c);
+    if (cfg->json_rate_bytes)
+        c->bytes_left -= (double)len;
+    if (cfg->json_rate_stanzas)
+        c->stanzas_left -= 1;
+    if (!uv_is_active((uv_handle_t *)&c->rate_timer))
+        arm_rate(c);
 }
 
-static void up_closed(void *arg, int err, const char *condition, const struct gw_xml *error_el)
-{
-    struct jws *x = arg;
-    (void)error_el;
-    struct gw_upstream *up = x->up;
-    x->up = NULL;
-    gw_login_free(x->login);
-    x->login = NULL;
-    end_session(x, err ? (condition ? condition : "undefined-condition") : "remote-stream-end",
-                "the server ended the stream", GW_WS_CLOSE_NORMAL);
-    gw_upstream_free(up);
-}
+/* ---- ops ---- */
 
-static void up_drained(void *arg)
-{
-    (void)arg;
-}
-
-static const struct gw_upstream_handlers up_handlers = {up_open, up_stanza, up_closed, up_drained};
-
-/* ---- login ---- */
-
-static void login_done(void *arg, const struct gw_login_result *r)
-{
-    struct jws *x = arg;
-    struct gw_login *lg = x->login;
-    x->login = NULL;
-    if (r->err) {
-        GW_INFO("json.login_failed", "session=%s condition=%s", sid(x), r->condition);
-        gw_login_free(lg);
-        end_session(x, r->condition, "login failed", GW_WS_CLOSE_NORMAL);
-        return;
-    }
-    x->jid = gw_strdup(r->full_jid);
-    x->sm = r->sm_id != NULL;
-    x->logged_in = true;
-    struct gw_jid parsed;
-    if (gw_jid_parse(x->jid, &parsed) == 0) {
-        char *bare = gw_jid_bare(&parsed);
-        gw_session_set_jid(x->sess, bare);
-        free(bare);
-        gw_jid_free(&parsed);
-    }
-    gw_session_set_state(x->sess, GW_SESSION_BOUND);
-    gw_login_free(lg);
-    struct gw_json_out *w = gw_json_out_new();
-    gw_json_open(w);
-    gw_json_kv(w, "op", "session");
-    gw_json_kv(w, "jid", x->jid);
-    gw_json_kv(w, "id", sid(x));
-    gw_json_close(w);
-    send_out(x, w);
-    GW_INFO("json.login", "session=%s sm=%s", sid(x), x->sm ? "yes" : "no");
-}
-
-static bool loopback(const char *host)
-{
-    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
-           strcmp(host, "localhost") == 0;
-}
-
-static void op_login(struct jws *x, struct gw_json *obj)
+static void op_login(struct gw_jconn *c, struct gw_json *obj)
 {
     const char *jid = gw_json_str(obj, "jid");
     const struct gw_json *pw = gw_json_get(obj, "password");
-    if (x->logged_in || x->login) {
-        send_error(x, "bad-request", "already logged in", NULL, false);
+    if (c->sess || c->resume || !c->pre) {
+        send_error(c, "bad-request", "already logged in", NULL, false, -1);
         return;
     }
     if (!jid || !pw || pw->type != GW_JSON_STRING) {
-        send_error(x, "bad-request", "login needs \"jid\" and \"password\"", NULL, false);
+        send_error(c, "bad-request", "login needs \"jid\" and \"password\"", NULL, false, -1);
         return;
     }
-    const struct gw_config *cfg = x->core->cfg;
-    bool plain_ok = cfg->upstream_tls == GW_TLS_REQUIRED || loopback(cfg->upstream.host);
-    x->up = gw_upstream_new(x->core, &up_handlers, x);
-    int err = 0;
-    x->login = gw_login_start(x->core, x->up, jid, pw->s, gw_json_str(obj, "resource"), plain_ok,
-                              login_done, x, &err);
+    struct gw_jid parsed;
+    int rc = gw_jid_parse(jid, &parsed);
+    bool ok = rc == 0 && parsed.local && !parsed.resource;
+    if (rc == 0)
+        gw_jid_free(&parsed);
+    if (!ok) {
+        send_error(c, "jid-malformed", "\"jid\" must be a bare JID (user@domain)", NULL, false, -1);
+        return;
+    }
+    gw_jsess_login(c->mod, c, jid, pw->s, gw_json_str(obj, "resource"));
     gw_memzero(pw->s, pw->slen); /* the copy in login.c is wiped after SASL too */
-    if (!x->login) {
-        gw_upstream_free(x->up);
-        x->up = NULL;
-        send_error(x, err == GW_EINVAL ? "jid-malformed" : "remote-connection-failed",
-                   "cannot log in", NULL, false);
-        return;
-    }
-    gw_session_set_state(x->sess, GW_SESSION_AUTHENTICATING);
 }
 
-static void op_client_ack(struct jws *x, const struct gw_json *obj)
+static void op_resume(struct gw_jconn *c, const struct gw_json *obj)
 {
+    const char *token = gw_json_str(obj, "token");
     long long h;
-    if (!gw_json_int(obj, "h", &h) || h < 0 || h > UINT32_MAX) {
-        send_error(x, "bad-request", "\"a\" needs \"h\", a count", NULL, false);
+    if (c->sess || c->resume || !c->pre) {
+        send_error(c, "bad-request", "already in a session", NULL, false, -1);
         return;
     }
-    uint32_t ahead = (uint32_t)h - x->client_acked, sent = x->to_client - x->client_acked;
-    if (ahead > sent) {
-        if (ahead <= UINT32_MAX / 2) /* acknowledges more than was sent: XEP-0198 §4 */
-            end_session(x, "undefined-condition", "handled-count-too-high", GW_WS_CLOSE_POLICY);
+    if (!token || !gw_json_int(obj, "h", &h) || h < 0 || h > UINT32_MAX) {
+        send_error(c, "bad-request", "resume needs \"token\" and \"h\", a count", NULL, false, -1);
         return;
     }
-    x->client_acked = (uint32_t)h;
+    c->resuming = true;
+    struct gw_jresume *r = gw_jresume_start(c->mod, c, token, (uint32_t)h);
+    if (c->resuming)
+        c->resume = r;
 }
 
-static void op_stanza(struct jws *x, const struct gw_json *obj)
+static void dispatch(struct gw_jconn *c, const char *data, size_t len)
 {
-    const char *id = gw_json_str(obj, "id");
-    if (!x->logged_in) {
-        send_error(x, "not-authorized", "log in first", id, false);
-        return;
-    }
-    struct gw_xml *el = NULL;
-    const char *cond = NULL;
-    char why[160];
-    struct gw_xlate_ctx ctx = xlate_ctx(x);
-    if (gw_xlate_json_stanza(obj, &ctx, &el, &cond, why, sizeof why) != 0) {
-        send_error(x, cond, why, id, false);
-        return;
-    }
-    int rc = gw_upstream_send(x->up, el);
-    gw_xml_free(el);
-    if (rc == GW_ELIMIT) {
-        end_session(x, "policy-violation", "the server is not reading", GW_WS_CLOSE_POLICY);
-        return;
-    }
-    if (rc != 0) {
-        send_error(x, "remote-server-error", "could not send", id, false);
-        return;
-    }
-    x->from_client++;
-    if (!x->sm)
-        x->server_acked = x->from_client; /* written: the best we know without SM */
-}
-
-static void on_message(void *state, const char *data, size_t len)
-{
-    struct jws *x = state;
-    if (x->ended)
-        return;
-    gw_session_touch(x->sess);
+    if (c->pre)
+        gw_session_touch(c->pre);
     struct gw_json *obj = NULL;
     char why[160];
-    int rc = gw_json_parse(data, len, x->core->cfg->limit_stanza_bytes, &obj, why, sizeof why);
+    int rc = gw_json_parse(data, len, c->core->cfg->limit_stanza_bytes, &obj, why, sizeof why);
     if (rc) {
-        send_error(x, rc == GW_ELIMIT ? "policy-violation" : "bad-request", why, NULL, false);
+        send_error(c, rc == GW_ELIMIT ? "policy-violation" : "bad-request", why, NULL, false, -1);
         return;
     }
+    if (c->sess && c->just_resumed) {
+        c->just_resumed = false;
+        gw_jsess_client_seen(c->sess);
+    }
+    struct gw_jsess *s = c->sess && gw_jsess_ready(c->sess) ? c->sess : NULL;
     const char *op = gw_json_str(obj, "op");
     if (!op) {
-        op_stanza(x, obj);
+        if (s)
+            gw_jsess_stanza(s, obj);
+        else
+            send_error(c, "not-authorized", "log in first", gw_json_str(obj, "id"), false, -1);
     } else if (strcmp(op, "login") == 0) {
-        op_login(x, obj);
+        op_login(c, obj);
+    } else if (strcmp(op, "resume") == 0) {
+        op_resume(c, obj);
     } else if (strcmp(op, "logout") == 0) {
-        end_session(x, NULL, NULL, GW_WS_CLOSE_NORMAL);
-    } else if (strcmp(op, "a") == 0) {
-        op_client_ack(x, obj);
-    } else if (strcmp(op, "r") == 0) {
-        if (x->sm && x->up && x->server_acked != x->from_client) {
-            x->client_ack_requested = true;
-            if (!x->up_acks_pending) {
-                x->up_acks_pending = true;
-                xml_ack(x, "r", UINT32_MAX);
-            }
-        } else {
-            send_ack(x, "a", x->server_acked);
-        }
+        if (s)
+            gw_jsess_logout(s);
+        else
+            gw_jconn_close(c, NULL, NULL, GW_WS_CLOSE_NORMAL, -1);
     } else if (strcmp(op, "alias") == 0) {
         struct gw_json_out *w = gw_json_out_new();
-        gw_xlate_alias_op(&x->aliases, obj, w);
-        send_out(x, w);
-    } else if (strcmp(op, "resume") == 0 || strcmp(op, "active") == 0 ||
-               strcmp(op, "inactive") == 0 || strncmp(op, "push.", 5) == 0) {
-        send_error(x, "feature-not-implemented", "reserved in this version", NULL, false);
+        gw_xlate_alias_op(&c->aliases, obj, w);
+        gw_jconn_send(c, w);
+    } else if (strncmp(op, "push.", 5) == 0) {
+        send_error(c, "feature-not-implemented", "reserved in this version", NULL, false, -1);
+    } else if (strcmp(op, "a") == 0 || strcmp(op, "r") == 0 || strcmp(op, "active") == 0 ||
+               strcmp(op, "inactive") == 0) {
+        if (!s)
+            send_error(c, "not-authorized", "log in first", NULL, false, -1);
+        else if (op[0] == 'a' && op[1] == '\0')
+            gw_jsess_ack(s, obj);
+        else if (op[0] == 'r')
+            gw_jsess_request_ack(s);
+        else
+            gw_jsess_set_inactive(s, op[0] == 'i');
     } else {
-        send_error(x, "bad-request", "unknown op", NULL, false);
+        send_error(c, "bad-request", "unknown op", NULL, false, -1);
     }
     gw_json_free(obj);
 }
 
+static void defer(struct gw_jconn *c, const char *data, size_t len)
+{
+    if (c->ndq >= MAX_DEFERRED) {
+        gw_jconn_close(c, "policy-violation", "too many messages while resuming",
+                       GW_WS_CLOSE_POLICY, -1);
+        return;
+    }
+    struct deferred *d = gw_malloc(sizeof *d + len);
+    d->next = NULL;
+    d->len = len;
+    memcpy(d->data, data, len);
+    if (c->dq_tail)
+        c->dq_tail->next = d;
+    else
+        c->dq = d;
+    c->dq_tail = d;
+    c->ndq++;
+}
+
+static void on_replay(uv_timer_t *t)
+{
+    struct gw_jconn *c = t->data;
+    while (c->dq && !c->resuming && !c->closing && c->ws) {
+        struct deferred *d = c->dq;
+        c->dq = d->next;
+        if (!c->dq)
+            c->dq_tail = NULL;
+        c->ndq--;
+        dispatch(c, d->data, d->len);
+        free(d);
+    }
+}
+
+static void free_deferred(struct gw_jconn *c)
+{
+    while (c->dq) {
+        struct deferred *d = c->dq;
+        c->dq = d->next;
+        free(d);
+    }
+    c->dq_tail = NULL;
+    c->ndq = 0;
+}
+
+void gw_jconn_set_session(struct gw_jconn *c, struct gw_jsess *s)
+{
+    c->sess = s;
+}
+
+static void drop_pre(struct gw_jconn *c)
+{
+    struct gw_session *pre = c->pre;
+    c->pre = NULL;
+    if (pre && c->pre_keep)
+        gw_session_release(pre);
+    else
+        gw_session_close(pre);
+    c->pre_keep = false;
+}
+
+void gw_jconn_hold_session(struct gw_jconn *c, struct gw_session *gs, bool keep_record)
+{
+    if (!gs)
+        return;
+    if (c->pre || !c->ws) { /* cannot hold two; a closed connection holds nothing */
+        if (keep_record)
+            gw_session_release(gs);
+        else
+            gw_session_close(gs);
+        return;
+    }
+    c->pre = gs;
+    c->pre_keep = keep_record;
+    gw_session_set_owner(gs, &pre_ops, c);
+}
+
+struct gw_session *gw_jconn_take_pre(struct gw_jconn *c)
+{
+    struct gw_session *pre = c->pre;
+    c->pre = NULL;
+    return pre;
+}
+
+void gw_jconn_resume_handed(struct gw_jconn *c)
+{
+    c->resume = NULL;
+}
+
+void gw_jconn_resume_done(struct gw_jconn *c, bool ok)
+{
+    c->resume = NULL;
+    c->resuming = false;
+    if (ok) {
+        drop_pre(c); /* the resumed session is the connection's now */
+        c->just_resumed = true;
+    } else {
+        c->sess = NULL;
+        if (++c->failures >= c->core->cfg->json_auth_failures) {
+            gw_jconn_close(c, "policy-violation", "too many failed attempts", GW_WS_CLOSE_POLICY,
+                           -1);
+            return;
+        }
+    }
+    gw_jconn_pause(c, GW_JPAUSE_RESUME, false);
+    if (c->dq && !c->closing)
+        uv_timer_start(&c->replay_timer, on_replay, 0, 0);
+}
+
+/* ---- WebSocket handlers ---- */
+
+static void on_message(void *state, const char *data, size_t len)
+{
+    struct gw_jconn *c = state;
+    if (c->closing)
+        return;
+    account(c, len);
+    if (c->resuming || c->dq) {
+        defer(c, data, len);
+        return;
+    }
+    dispatch(c, data, len);
+}
+
 static void on_oversized(void *state)
 {
-    struct jws *x = state;
-    if (!x->ended)
-        send_error(x, "policy-violation", "message larger than the limit", NULL, false);
+    struct gw_jconn *c = state;
+    if (!c->closing)
+        send_error(c, "policy-violation", "message larger than the limit", NULL, false, -1);
 }
 
 static void on_drained(void *state)
 {
-    struct jws *x = state;
-    if (x->up && x->up_paused) {
-        x->up_paused = false;
-        gw_upstream_pause(x->up, false);
-    }
+    struct gw_jconn *c = state;
+    if (c->sess)
+        gw_jsess_drained(c->sess);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct gw_jconn *c = h->data;
+    if (--c->handles == 0)
+        free(c);
 }
 
 static void on_closed(void *state)
 {
-    struct jws *x = state;
-    x->conn = NULL;
-    end_upstream(x);
-    gw_session_close(x->sess);
-    free(x->jid);
-    free(x->lang);
-    gw_alias_free(x->aliases);
-    free(x);
+    struct gw_jconn *c = state;
+    c->ws = NULL;
+    c->closing = true;
+    struct gw_jsess *s = c->sess;
+    c->sess = NULL;
+    if (c->resume)
+        gw_jresume_conn_gone(c->resume);
+    c->resume = NULL;
+    if (s)
+        gw_jsess_conn_lost(s);
+    drop_pre(c);
+    free_deferred(c);
+    gw_alias_free(c->aliases);
+    c->aliases = NULL;
+    uv_close((uv_handle_t *)&c->rate_timer, handle_closed);
+    uv_close((uv_handle_t *)&c->replay_timer, handle_closed);
 }
 
-static void on_shutdown(void *owner, enum gw_close_reason why)
+static void on_pre_shutdown(void *owner, enum gw_close_reason why)
 {
-    struct jws *x = owner;
+    struct gw_jconn *c = owner;
     switch (why) {
     case GW_CLOSE_SHUTDOWN:
-        end_session(x, "system-shutdown", NULL, GW_WS_CLOSE_GOING_AWAY);
+        gw_jconn_close(c, "system-shutdown", NULL, GW_WS_CLOSE_GOING_AWAY, -1);
         break;
     case GW_CLOSE_PREAUTH:
-        end_session(x, "connection-timeout", "log in sooner", GW_WS_CLOSE_NORMAL);
+        gw_jconn_close(c, "connection-timeout", "log in sooner", GW_WS_CLOSE_NORMAL, -1);
         break;
     case GW_CLOSE_KICKED:
-        end_session(x, "policy-violation", "ended by the operator", GW_WS_CLOSE_NORMAL);
+        gw_jconn_close(c, "policy-violation", "ended by the operator", GW_WS_CLOSE_NORMAL, -1);
         break;
     }
+    /* The session itself goes when the connection has closed (on_closed). */
 }
 
-static const struct gw_session_ops session_ops = {on_shutdown};
+static const struct gw_session_ops pre_ops = {on_pre_shutdown};
 
-static void *on_open(void *arg, struct gw_ws_conn *conn)
+static void *on_open(void *arg, struct gw_ws_conn *ws)
 {
-    struct gw_core *core = arg;
-    struct jws *x = gw_calloc(1, sizeof *x);
-    x->core = core;
-    x->conn = conn;
-    int rc =
-        gw_session_open(core, GW_TRANSPORT_WS_JSON, gw_ws_peer(conn), &session_ops, x, &x->sess);
+    struct gw_jmod *m = arg;
+    struct gw_jconn *c = gw_calloc(1, sizeof *c);
+    c->mod = m;
+    c->core = m->core;
+    c->ws = ws;
+    const struct gw_config *cfg = c->core->cfg;
+    c->bytes_left = burst(c, cfg->json_rate_bytes);
+    c->stanzas_left = burst(c, cfg->json_rate_stanzas);
+    c->refilled = uv_now(c->core->loop);
+    uv_timer_init(c->core->loop, &c->rate_timer);
+    uv_timer_init(c->core->loop, &c->replay_timer);
+    c->rate_timer.data = c->replay_timer.data = c;
+    c->handles = 2;
+    int rc = gw_session_open(c->core, GW_TRANSPORT_WS_JSON, gw_ws_peer(ws), &pre_ops, c, &c->pre);
     if (rc != 0)
-        end_session(x, rc == GW_EUNAVAIL ? "system-shutdown" : "policy-violation",
-                    "session refused", GW_WS_CLOSE_POLICY);
-    return x;
+        gw_jconn_close(c, rc == GW_EUNAVAIL ? "system-shutdown" : "policy-violation",
+                       "session refused", GW_WS_CLOSE_POLICY, -1);
+    return c;
 }
 
 void gw_ws_json_proto(struct gw_core *core, struct gw_ws_proto *proto)
@@ -456,5 +517,11 @@ void gw_ws_json_proto(struct gw_core *core, struct gw_ws_proto *proto)
     proto->oversized = on_oversized;
     proto->drained = on_drained;
     proto->closed = on_closed;
-    proto->arg = core;
+    proto->arg = gw_jmod_new(core);
+}
+
+void gw_ws_json_proto_free(struct gw_ws_proto *proto)
+{
+    gw_jmod_free(proto->arg);
+    proto->arg = NULL;
 }

@@ -5,6 +5,7 @@
 #define GW_LOGIN_H
 
 #include "gateway/core.h"
+#include "xmpp/sasl.h"
 #include "xmpp/upstream.h"
 #include "xmpp/xml.h"
 
@@ -24,6 +25,14 @@ struct gw_login_result {
     const char *sm_id; /* NULL when the server refused XEP-0198 */
     bool sm_resume;    /* the server will let the stream be resumed */
     uint32_t sm_max;   /* seconds the server keeps a resumable stream, 0 if unsaid */
+    /* After a login with a password: what it takes to log in again (NULL if it cannot be
+     * kept); borrowed for the call, wiped afterwards. */
+    const struct gw_sasl_secret *secret;
+    /* gw_login_resume(): true when the server resumed the old stream (XEP-0198 <resumed/>;
+     * full_jid and sm_id are then the old ones), with resumed_h its count of our stanzas.
+     * False when it refused and a new resource was bound instead. */
+    bool resumed;
+    uint32_t resumed_h;
 };
 
 typedef void (*gw_login_done)(void *arg, const struct gw_login_result *r);
@@ -35,6 +44,14 @@ typedef void (*gw_login_done)(void *arg, const struct gw_login_result *r);
 struct gw_login *gw_login_start(struct gw_core *core, struct gw_upstream *up, const char *jid,
                                 const char *password, const char *resource, bool plain_allowed,
                                 gw_login_done done, void *arg, int *err);
+/* Logs in again from a secret (no password) and resumes the stream sm_id (XEP-0198 <resume/>
+ * with h, our count of the server's stanzas handled). If the server refuses the resumption (or
+ * sm_id is NULL) it binds full_jid's resource again and enables stream management, and the
+ * result says resumed = false. A server that no longer accepts the secret (the password
+ * changed) ends it with "not-authorized". Otherwise as gw_login_start(). */
+struct gw_login *gw_login_resume(struct gw_core *core, struct gw_upstream *up, const char *full_jid,
+                                 const struct gw_sasl_secret *secret, const char *sm_id, uint32_t h,
+                                 bool plain_allowed, gw_login_done done, void *arg, int *err);
 /* Feed the upstream's stream header (after every restart). */
 void gw_login_open(struct gw_login *lg, const struct gw_xml *header);
 /* Feed an upstream element; returns true if the login consumed (and freed) it. */

@@ -35,6 +35,12 @@ struct gw_sasl {
     unsigned char server_sig[MAX_HASH];
     size_t hash_len;
     bool awaiting_final;
+    bool succeeded;
+    bool from_secret; /* ClientKey and ServerKey given, not derived from a password */
+    unsigned iterations;
+    unsigned char *salt;
+    size_t salt_len;
+    unsigned char ckey[MAX_HASH], skey[MAX_HASH];
 };
 
 static char *b64_encode(const unsigned char *p, size_t n)
@@ -142,8 +148,7 @@ int gw_sasl_initial_with_nonce(struct gw_sasl *s, const char *nonce, char **b64)
         *b64 = b64_encode(msg, a + p + 2);
         gw_memzero(msg, a + p + 2);
         free(msg);
-        wipe_password(s);
-        return 0;
+        return 0; /* the password stays (wiped at free) for gw_sasl_export() */
     }
     char *name = saslname(s->authcid);
     size_t n = strlen(name) + strlen(nonce) + 8;
@@ -189,7 +194,8 @@ static int hmac(const mbedtls_md_info_t *md, const unsigned char *key, size_t kl
 
 int gw_sasl_step(struct gw_sasl *s, const char *b64, char **out)
 {
-    if (s->mech == M_PLAIN || !s->client_first_bare || s->awaiting_final || !s->password)
+    if (s->mech == M_PLAIN || !s->client_first_bare || s->awaiting_final ||
+        (!s->password && !s->from_secret))
         return GW_EAUTH;
     size_t n;
     char *server_first = (char *)b64_decode(b64, &n);
@@ -200,8 +206,8 @@ int gw_sasl_step(struct gw_sasl *s, const char *b64, char **out)
     int rc = GW_EAUTH;
     char *nonce = NULL, *salt64 = NULL, *iters = NULL, *final_bare = NULL, *auth = NULL;
     unsigned char *salt = NULL;
-    unsigned char salted[MAX_HASH], ckey[MAX_HASH], stored[MAX_HASH], csig[MAX_HASH];
-    unsigned char skey[MAX_HASH], proof[MAX_HASH];
+    unsigned char salted[MAX_HASH], stored[MAX_HASH], csig[MAX_HASH], proof[MAX_HASH];
+    unsigned char *ckey = s->ckey, *skey = s->skey;
     /* RFC 5802 §5.1: the first attribute is r= (an m= extension first means we must refuse). */
     if (strncmp(server_first, "r=", 2) != 0)
         goto done;
@@ -227,26 +233,37 @@ int gw_sasl_step(struct gw_sasl *s, const char *b64, char **out)
 
     const mbedtls_md_info_t *md =
         mbedtls_md_info_from_type(s->mech == M_SCRAM_SHA1 ? MBEDTLS_MD_SHA1 : MBEDTLS_MD_SHA256);
-    mbedtls_md_context_t ctx;
-    mbedtls_md_init(&ctx);
-    int err = mbedtls_md_setup(&ctx, md, 1);
-    if (!err)
-        err = mbedtls_pkcs5_pbkdf2_hmac(&ctx, (unsigned char *)s->password, strlen(s->password),
-                                        salt, salt_len, (unsigned)i, (uint32_t)s->hash_len, salted);
-    mbedtls_md_free(&ctx);
-    wipe_password(s);
-    if (err)
-        goto done;
     size_t hl = s->hash_len;
+    if (s->from_secret) {
+        /* Another salt or count means the password changed: the keys we hold are useless. */
+        if (i != s->iterations || salt_len != s->salt_len || memcmp(salt, s->salt, salt_len) != 0)
+            goto done;
+    } else {
+        mbedtls_md_context_t ctx;
+        mbedtls_md_init(&ctx);
+        int err = mbedtls_md_setup(&ctx, md, 1);
+        if (!err)
+            err = mbedtls_pkcs5_pbkdf2_hmac(&ctx, (unsigned char *)s->password, strlen(s->password),
+                                            salt, salt_len, (unsigned)i, (uint32_t)s->hash_len,
+                                            salted);
+        mbedtls_md_free(&ctx);
+        wipe_password(s);
+        if (err || hmac(md, salted, hl, "Client Key", 10, ckey) ||
+            hmac(md, salted, hl, "Server Key", 10, skey))
+            goto done;
+        free(s->salt);
+        s->salt = salt;
+        s->salt_len = salt_len;
+        s->iterations = (unsigned)i;
+        salt = NULL;
+    }
     size_t fl = strlen(nonce) + 16;
     final_bare = gw_malloc(fl);
     snprintf(final_bare, fl, "c=biws,r=%s", nonce);
     size_t al = strlen(s->client_first_bare) + strlen(server_first) + strlen(final_bare) + 3;
     auth = gw_malloc(al);
     snprintf(auth, al, "%s,%s,%s", s->client_first_bare, server_first, final_bare);
-    if (hmac(md, salted, hl, "Client Key", 10, ckey) || mbedtls_md(md, ckey, hl, stored) ||
-        hmac(md, stored, hl, auth, strlen(auth), csig) ||
-        hmac(md, salted, hl, "Server Key", 10, skey) ||
+    if (mbedtls_md(md, ckey, hl, stored) || hmac(md, stored, hl, auth, strlen(auth), csig) ||
         hmac(md, skey, hl, auth, strlen(auth), s->server_sig))
         goto done;
     for (size_t k = 0; k < hl; k++)
@@ -262,10 +279,8 @@ int gw_sasl_step(struct gw_sasl *s, const char *b64, char **out)
     rc = 0;
 done:
     gw_memzero(salted, sizeof salted);
-    gw_memzero(ckey, sizeof ckey);
     gw_memzero(stored, sizeof stored);
     gw_memzero(csig, sizeof csig);
-    gw_memzero(skey, sizeof skey);
     gw_memzero(proof, sizeof proof);
     free(server_first);
     free(nonce);
@@ -279,8 +294,10 @@ done:
 
 int gw_sasl_success(struct gw_sasl *s, const char *b64)
 {
-    if (s->mech == M_PLAIN)
+    if (s->mech == M_PLAIN) {
+        s->succeeded = true;
         return 0;
+    }
     if (!s->awaiting_final || !b64)
         return GW_EAUTH; /* success without the server proving it knows the password */
     size_t n;
@@ -293,6 +310,7 @@ int gw_sasl_success(struct gw_sasl *s, const char *b64)
         sig = b64_decode(v, &sig_len);
     if (sig && sig_len == s->hash_len && gw_memeq_ct(sig, s->server_sig, s->hash_len) == 0)
         rc = 0;
+    s->succeeded = rc == 0;
     free(final);
     free(v);
     free(sig);
@@ -307,6 +325,169 @@ void gw_sasl_free(struct gw_sasl *s)
     free(s->authcid);
     free(s->client_first_bare);
     free(s->nonce);
+    free(s->salt);
     gw_memzero(s, sizeof *s);
     free(s);
+}
+
+/* ---- secrets ---- */
+
+int gw_sasl_export(const struct gw_sasl *s, struct gw_sasl_secret *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!s->succeeded)
+        return GW_EINVAL;
+    snprintf(out->mech, sizeof out->mech, "%s", mech_names[s->mech]);
+    if (s->mech == M_PLAIN) {
+        size_t n = s->password ? strlen(s->password) : 0;
+        if (n == 0 || n >= sizeof out->password)
+            return GW_EINVAL;
+        memcpy(out->password, s->password, n);
+        out->password_len = n;
+        return 0;
+    }
+    if (!s->salt || s->salt_len > sizeof out->salt)
+        return GW_EINVAL;
+    out->iterations = s->iterations;
+    out->salt_len = s->salt_len;
+    memcpy(out->salt, s->salt, s->salt_len);
+    out->key_len = s->hash_len;
+    memcpy(out->client_key, s->ckey, s->hash_len);
+    memcpy(out->server_key, s->skey, s->hash_len);
+    return 0;
+}
+
+int gw_sasl_new_from_secret(const char *const *offered, size_t n, bool plain_allowed,
+                            const char *authcid, const struct gw_sasl_secret *secret,
+                            gw_sasl_rng rng, void *rng_arg, struct gw_sasl **out)
+{
+    int mech = -1;
+    for (int m = 0; m < 3; m++)
+        if (strcmp(secret->mech, mech_names[m]) == 0)
+            mech = m;
+    bool offered_ok = false;
+    for (size_t i = 0; i < n && mech >= 0; i++)
+        offered_ok |= strcmp(offered[i], mech_names[mech]) == 0;
+    if (!offered_ok || !printable_utf8(authcid) || (mech == M_PLAIN && !plain_allowed))
+        return GW_EAUTH;
+    size_t hash_len = mech == M_SCRAM_SHA1 ? 20 : 32;
+    if (mech != M_PLAIN &&
+        (secret->key_len != hash_len || secret->salt_len == 0 ||
+         secret->salt_len > sizeof secret->salt || secret->iterations < GW_SASL_MIN_ITERATIONS ||
+         secret->iterations > GW_SASL_MAX_ITERATIONS))
+        return GW_EAUTH;
+    if (mech == M_PLAIN &&
+        (secret->password_len == 0 || secret->password_len >= sizeof secret->password))
+        return GW_EAUTH;
+    struct gw_sasl *s = gw_calloc(1, sizeof *s);
+    s->mech = (enum mech)mech;
+    s->authcid = gw_strdup(authcid);
+    s->rng = rng;
+    s->rng_arg = rng_arg;
+    s->hash_len = hash_len;
+    if (mech == M_PLAIN) {
+        s->password = gw_strndup(secret->password, secret->password_len);
+    } else {
+        s->from_secret = true;
+        s->iterations = secret->iterations;
+        s->salt = gw_malloc(secret->salt_len);
+        memcpy(s->salt, secret->salt, secret->salt_len);
+        s->salt_len = secret->salt_len;
+        memcpy(s->ckey, secret->client_key, hash_len);
+        memcpy(s->skey, secret->server_key, hash_len);
+    }
+    *out = s;
+    return 0;
+}
+
+void gw_sasl_secret_wipe(struct gw_sasl_secret *secret)
+{
+    gw_memzero(secret, sizeof *secret);
+}
+
+/* "v1\n<mech>\n" then, for SCRAM, "<iterations>\n<salt>\n<ClientKey>\n<ServerKey>\n" in
+ * base64, or for PLAIN "<password>\n" in base64. */
+char *gw_sasl_secret_encode(const struct gw_sasl_secret *secret)
+{
+    char *parts[3] = {NULL, NULL, NULL};
+    size_t n;
+    if (strcmp(secret->mech, "PLAIN") == 0) {
+        parts[0] = b64_encode((const unsigned char *)secret->password, secret->password_len);
+        n = strlen(parts[0]) + 16;
+    } else {
+        parts[0] = b64_encode(secret->salt, secret->salt_len);
+        parts[1] = b64_encode(secret->client_key, secret->key_len);
+        parts[2] = b64_encode(secret->server_key, secret->key_len);
+        n = strlen(parts[0]) + strlen(parts[1]) + strlen(parts[2]) + 64;
+    }
+    char *out = gw_malloc(n);
+    if (!parts[1])
+        snprintf(out, n, "v1\n%s\n%s\n", secret->mech, parts[0]);
+    else
+        snprintf(out, n, "v1\n%s\n%u\n%s\n%s\n%s\n", secret->mech, secret->iterations, parts[0],
+                 parts[1], parts[2]);
+    for (int i = 0; i < 3; i++) {
+        if (parts[i]) {
+            gw_memzero(parts[i], strlen(parts[i]));
+            free(parts[i]);
+        }
+    }
+    return out;
+}
+
+/* Decodes one base64 line into out (at most max bytes); returns its length or -1. */
+static long line_b64(const char **p, const char *end, unsigned char *out, size_t max)
+{
+    const char *nl = memchr(*p, '\n', (size_t)(end - *p));
+    size_t olen = 0;
+    if (!nl || nl == *p ||
+        mbedtls_base64_decode(out, max, &olen, (const unsigned char *)*p, (size_t)(nl - *p)) != 0)
+        return -1;
+    *p = nl + 1;
+    return (long)olen;
+}
+
+int gw_sasl_secret_decode(const char *text, size_t len, struct gw_sasl_secret *out)
+{
+    memset(out, 0, sizeof *out);
+    const char *p = text, *end = text + len, *nl;
+    if (len < 3 || memcmp(p, "v1\n", 3) != 0)
+        goto bad;
+    p += 3;
+    nl = memchr(p, '\n', (size_t)(end - p));
+    if (!nl || (size_t)(nl - p) >= sizeof out->mech || memchr(p, '\0', (size_t)(nl - p)))
+        goto bad;
+    memcpy(out->mech, p, (size_t)(nl - p));
+    p = nl + 1;
+    long n;
+    if (strcmp(out->mech, "PLAIN") == 0) {
+        n = line_b64(&p, end, (unsigned char *)out->password, sizeof out->password - 1);
+        if (n <= 0 || memchr(out->password, '\0', (size_t)n))
+            goto bad;
+        out->password_len = (size_t)n;
+    } else if (strcmp(out->mech, "SCRAM-SHA-1") == 0 || strcmp(out->mech, "SCRAM-SHA-256") == 0) {
+        char *e;
+        unsigned long it = strtoul(p, &e, 10);
+        if (e == p || *e != '\n' || it < GW_SASL_MIN_ITERATIONS || it > GW_SASL_MAX_ITERATIONS)
+            goto bad;
+        out->iterations = (unsigned)it;
+        p = e + 1;
+        size_t want = strcmp(out->mech, "SCRAM-SHA-1") == 0 ? 20 : 32;
+        n = line_b64(&p, end, out->salt, sizeof out->salt);
+        if (n <= 0)
+            goto bad;
+        out->salt_len = (size_t)n;
+        if (line_b64(&p, end, out->client_key, sizeof out->client_key) != (long)want ||
+            line_b64(&p, end, out->server_key, sizeof out->server_key) != (long)want)
+            goto bad;
+        out->key_len = want;
+    } else {
+        goto bad;
+    }
+    if (p != end)
+        goto bad;
+    return 0;
+bad:
+    gw_sasl_secret_wipe(out);
+    return GW_EINVAL;
 }

@@ -38,4 +38,34 @@ int gw_sasl_success(struct gw_sasl *s, const char *b64);
 /* Frees the exchange, wiping every secret. NULL is fine. */
 void gw_sasl_free(struct gw_sasl *s);
 
+/* What it takes to log the same user in again without the password: for SCRAM the ClientKey
+ * and ServerKey (RFC 5802 §3) with the salt and iteration count they were derived under (a
+ * server that later offers another salt or count has a new password: the secret no longer
+ * works); for PLAIN the password itself. Callers keep it sealed (gateway/token.h) and wipe it
+ * with gw_sasl_secret_wipe(). */
+struct gw_sasl_secret {
+    char mech[16];
+    unsigned iterations;
+    size_t salt_len;
+    unsigned char salt[128];
+    size_t key_len;
+    unsigned char client_key[32], server_key[32];
+    size_t password_len;
+    char password[1024];
+};
+
+/* After gw_sasl_success() returned 0: fills out with the exchange's secret. Returns 0, or
+ * GW_EINVAL when there is none to give (the salt or password was too long to keep). */
+int gw_sasl_export(const struct gw_sasl *s, struct gw_sasl_secret *out);
+/* Like gw_sasl_new() but from a secret: its mechanism must be offered (PLAIN also needs
+ * plain_allowed). Returns 0 and an owned exchange, or GW_EAUTH. */
+int gw_sasl_new_from_secret(const char *const *offered, size_t n, bool plain_allowed,
+                            const char *authcid, const struct gw_sasl_secret *secret,
+                            gw_sasl_rng rng, void *rng_arg, struct gw_sasl **out);
+/* A text form of a secret (owned, to be sealed, then wiped and freed by the caller), and its
+ * strict reading. decode returns 0 or GW_EINVAL. */
+char *gw_sasl_secret_encode(const struct gw_sasl_secret *secret);
+int gw_sasl_secret_decode(const char *text, size_t len, struct gw_sasl_secret *out);
+void gw_sasl_secret_wipe(struct gw_sasl_secret *secret);
+
 #endif

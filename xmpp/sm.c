@@ -82,3 +82,59 @@ int gw_sm_ack(struct gw_sm_queue *q, uint32_t h, void (*release)(void *arg, stru
     q->acked = h;
     return n;
 }
+
+/* ---- receive window ---- */
+
+void gw_sm_window_init(struct gw_sm_window *w, size_t max, uint32_t h)
+{
+    memset(w, 0, sizeof *w);
+    w->h = w->last = h;
+    w->max = max;
+}
+
+void gw_sm_window_free(struct gw_sm_window *w)
+{
+    free(w->done);
+    w->done = NULL;
+    w->cap = 0;
+}
+
+uint32_t gw_sm_window_pending(const struct gw_sm_window *w)
+{
+    return w->last - w->h;
+}
+
+int gw_sm_window_add(struct gw_sm_window *w, uint32_t *n)
+{
+    size_t pending = w->last - w->h;
+    if (pending >= w->max)
+        return GW_ELIMIT;
+    if (pending + 1 > w->cap) {
+        /* Grow and lay the live range out again: positions are numbers modulo cap. */
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        if (cap > w->max)
+            cap = w->max;
+        unsigned char *done = gw_calloc(cap, 1);
+        for (uint32_t k = w->h + 1; k != w->last + 1; k++)
+            done[k % cap] = w->done[k % w->cap];
+        free(w->done);
+        w->done = done;
+        w->cap = cap;
+    }
+    *n = ++w->last;
+    w->done[*n % w->cap] = 0;
+    return 0;
+}
+
+uint32_t gw_sm_window_done(struct gw_sm_window *w, uint32_t n)
+{
+    uint32_t ahead = n - w->h;
+    if (ahead == 0 || ahead > w->last - w->h)
+        return w->h;
+    w->done[n % w->cap] = 1;
+    while (w->h != w->last && w->done[(w->h + 1) % w->cap]) {
+        w->h++;
+        w->done[w->h % w->cap] = 0;
+    }
+    return w->h;
+}

@@ -42,4 +42,26 @@ int gw_sm_ack(struct gw_sm_queue *q, uint32_t h, void (*release)(void *arg, stru
 /* How many sent stanzas h leaves unacknowledged, or -1 if h is ahead of what was sent. */
 long gw_sm_outstanding(const struct gw_sm_queue *q, uint32_t h);
 
+/* The receive side of a stream whose stanzas are made safe out of order (delivered and acked,
+ * written to a durable queue, superseded, …): stanzas are numbered as they arrive, marked done
+ * in any order, and h is the longest prefix of them all done, which is the only count that
+ * may be acknowledged to the sender. A ring of flags over (h, last], bounded by max. */
+struct gw_sm_window {
+    uint32_t h;          /* every stanza numbered ≤ h is done */
+    uint32_t last;       /* the number given to the last stanza added */
+    unsigned char *done; /* done[n % cap] for n in (h, last] */
+    size_t cap, max;
+};
+
+/* An empty window whose count starts at h. */
+void gw_sm_window_init(struct gw_sm_window *w, size_t max, uint32_t h);
+void gw_sm_window_free(struct gw_sm_window *w);
+/* Numbers a new stanza, not yet done. Returns 0 and its number in *n, or GW_ELIMIT when max
+ * stanzas are already between h and last (nothing is added). */
+int gw_sm_window_add(struct gw_sm_window *w, uint32_t *n);
+/* Marks stanza n done and returns the new h; an n outside (h, last] is ignored. */
+uint32_t gw_sm_window_done(struct gw_sm_window *w, uint32_t n);
+/* Stanzas added and not yet covered by h. */
+uint32_t gw_sm_window_pending(const struct gw_sm_window *w);
+
 #endif

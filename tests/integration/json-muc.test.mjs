@@ -39,8 +39,8 @@ test("MUC: join, groupchat, invite and decline, affiliation and role changes, a 
     const alice = await JsonClient.connect(gw.wsUrl);
     const carol = await JsonClient.connect(gw.wsUrl);
     try {
-      const aliceJid = await alice.login("alice", USERS.alice, "phone");
-      const carolJid = await carol.login("carol", USERS.carol, "tablet");
+      const aliceJid = (await alice.login("alice", USERS.alice, "phone")).jid;
+      const carolJid = (await carol.login("carol", USERS.carol, "tablet")).jid;
       carol.send({ t: "p" });
 
       // Join (creates the room): our own occupant presence, in short form, with affiliation,

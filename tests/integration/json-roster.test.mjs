@@ -79,7 +79,7 @@ test("a roster push from a stranger stays in the element form", { timeout: 60000
     const bob = await env.login({ service: env.prosody.tcpService, username: "bob",
       password: USERS.bob });
     try {
-      const jid = await a.login("alice", USERS.alice, "spoofed");
+      const jid = (await a.login("alice", USERS.alice, "spoofed")).jid;
       a.send({ t: "p" });
       // An iq set with a roster query, from bob to alice's full JID: what a forged push looks
       // like (RFC 6121 §2.1.6 says a client must ignore it). Prosody routes it to alice.

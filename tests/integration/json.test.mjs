@@ -31,7 +31,7 @@ test("login, presence and a message each way with a user on Prosody directly", {
   guarded(() => env, async () => {
     const c = await JsonClient.connect(gw.wsUrl);
     try {
-      const jid = await c.login("alice", USERS.alice);
+      const jid = (await c.login("alice", USERS.alice)).jid;
       assert.equal(jid, "alice@localhost/phone");
       c.send({ t: "p" });
       // bob → alice, arriving as the compact short form
@@ -80,7 +80,7 @@ test("chat states, receipts and markers in short form, both ways", { timeout: 30
   guarded(() => env, async () => {
     const c = await JsonClient.connect(gw.wsUrl);
     try {
-      const jid = await c.login("alice", USERS.alice, "states");
+      const jid = (await c.login("alice", USERS.alice, "states")).jid;
       c.send({ t: "p" });
       await bob.send(xml("message", { to: jid, type: "chat", id: "cs1" },
         xml("composing", { xmlns: "http://jabber.org/protocol/chatstates" }),
@@ -201,7 +201,7 @@ test("permessage-deflate only when the config allows it and the client offers it
       assert.ok(!plain.extensions.includes(PMD), "not used when the client does not offer it");
       assert.ok(both.extensions.includes(PMD), `negotiated: "${both.extensions}"`);
       // Compressed both ways: login and a message each way.
-      const jid = await both.login("alice", USERS.alice, "deflate");
+      const jid = (await both.login("alice", USERS.alice, "deflate")).jid;
       both.send({ t: "p" });
       const body = `compressed ${crypto.randomBytes(4).toString("hex")}`;
       await bob.send(xml("message", { to: jid, type: "chat" }, xml("body", {}, body)));
@@ -265,7 +265,7 @@ async function jsonExchange(url, bodies, { deflate = false, aliases = false } = 
   const b = await JsonClient.connect(url, { deflate });
   try {
     await a.login("alice", USERS.alice, `jsn-${hex()}`);
-    const bjid = await b.login("carol", USERS.carol, `jsn-${hex()}`);
+    const bjid = (await b.login("carol", USERS.carol, `jsn-${hex()}`)).jid;
     let to = bjid;
     if (aliases) {
       await a.alias();
@@ -280,7 +280,7 @@ async function jsonExchange(url, bodies, { deflate = false, aliases = false } = 
       const got = await b.next((o) => o.b === body, "the JSON message");
       assert.equal(got.from, a.jid);
       bytes.push(a.wire.out - out0 + (b.wire.in - in0));
-      b.ackAll();
+      b.ack();
     }
     return bytes;
   } finally {
@@ -303,7 +303,7 @@ async function xmlExchange(url, bodies, { deflate = false } = {}) {
   const r2 = await rawConnect(url, deflate);
   try {
     await r.login("alice", USERS.alice);
-    const rjid = await r2.login("carol", USERS.carol);
+    const rjid = (await r2.login("carol", USERS.carol)).jid;
     const bytes = [];
     for (const [i, body] of bodies.entries()) {
       const out0 = r.ws._socket.bytesWritten;

@@ -87,6 +87,62 @@ int main(void)
               v->mech);
         free(first);
         free(final);
+
+        /* The exported keys log in again without the password: same proof, same signature. */
+        struct gw_sasl_secret sec, back;
+        CHECK(gw_sasl_export(s, &sec) == 0 && sec.iterations == 4096 && sec.salt_len > 0,
+              "%s: expected a secret to export", v->mech);
+        gw_sasl_free(s);
+        char *text = gw_sasl_secret_encode(&sec);
+        CHECK(!strstr(text, "pencil"), "%s: expected no password in the secret", v->mech);
+        CHECK(gw_sasl_secret_decode(text, strlen(text), &back) == 0 &&
+                  memcmp(&back, &sec, sizeof sec) == 0,
+              "%s: expected the secret to decode to itself", v->mech);
+        free(text);
+        s = NULL;
+        CHECK(gw_sasl_new_from_secret(offered, 2, false, "user", &sec, fixed_rng, NULL, &s) == 0,
+              "%s: expected an exchange from the secret", v->mech);
+        gw_sasl_initial_with_nonce(s, v->nonce, &first);
+        rc = gw_sasl_step(s, enc(v->server_first), &final);
+        CHECK(rc == 0 && strcmp(dec(final), v->client_final) == 0,
+              "%s from keys: expected %s got %s", v->mech, v->client_final,
+              rc == 0 ? dec(final) : "(error)");
+        CHECK(gw_sasl_success(s, enc(v->server_final)) == 0,
+              "%s from keys: expected the server signature to verify", v->mech);
+        free(first);
+        free(final);
+        gw_sasl_free(s);
+
+        /* A server that now offers another salt or count has a new password: refused. */
+        char other[256];
+        const char *comma = strstr(v->server_first, ",s=");
+        snprintf(other, sizeof other, "%.*s,s=QSXCR+Q6sek8bf93%s", (int)(comma - v->server_first),
+                 v->server_first, strstr(v->server_first, ",i="));
+        const char *i4097 = strstr(v->server_first, ",i=");
+        char other_i[256];
+        snprintf(other_i, sizeof other_i, "%.*s,i=4097", (int)(i4097 - v->server_first),
+                 v->server_first);
+        const char *changed[] = {other, other_i};
+        for (size_t k = 0; k < 2; k++) {
+            gw_sasl_new_from_secret(offered, 2, false, "user", &sec, fixed_rng, NULL, &s);
+            gw_sasl_initial_with_nonce(s, v->nonce, &first);
+            final = NULL;
+            rc = gw_sasl_step(s, enc(changed[k]), &final);
+            CHECK(rc == GW_EAUTH && !final, "%s from keys, %s: expected GW_EAUTH, got %d", v->mech,
+                  changed[k], rc);
+            free(first);
+            gw_sasl_free(s);
+        }
+        const char *only_plain[] = {"PLAIN"};
+        s = NULL;
+        CHECK(gw_sasl_new_from_secret(only_plain, 1, true, "user", &sec, fixed_rng, NULL, &s) ==
+                      GW_EAUTH &&
+                  !s,
+              "%s: expected a secret refused when its mechanism is not offered", v->mech);
+        gw_sasl_secret_wipe(&sec);
+        s = start(v->mech, v->nonce);
+        CHECK(gw_sasl_export(s, &sec) == GW_EINVAL, "%s: expected no secret before success",
+              v->mech);
         gw_sasl_free(s);
 
         /* A wrong server signature, or none at all, is refused. */
@@ -124,7 +180,48 @@ int main(void)
     mbedtls_base64_decode(raw, sizeof raw, &olen, (unsigned char *)b64, strlen(b64));
     CHECK(olen == 4 && memcmp(raw, "\0u\0p", 4) == 0, "expected \\0u\\0p, got %zu bytes", olen);
     free(b64);
+    CHECK(gw_sasl_success(s, "") == 0, "expected PLAIN success");
+    struct gw_sasl_secret psec, pback;
+    CHECK(gw_sasl_export(s, &psec) == 0 && strcmp(psec.mech, "PLAIN") == 0 &&
+              psec.password_len == 1 && psec.password[0] == 'p',
+          "expected the PLAIN secret to be the password");
     gw_sasl_free(s);
+    char *ptext = gw_sasl_secret_encode(&psec);
+    CHECK(gw_sasl_secret_decode(ptext, strlen(ptext), &pback) == 0 &&
+              memcmp(&pback, &psec, sizeof psec) == 0,
+          "expected the PLAIN secret to decode to itself");
+    free(ptext);
+    s = NULL;
+    CHECK(gw_sasl_new_from_secret(plain, 1, false, "u", &psec, fixed_rng, NULL, &s) == GW_EAUTH,
+          "expected a PLAIN secret refused where PLAIN is not allowed");
+    CHECK(gw_sasl_new_from_secret(plain, 1, true, "u", &psec, fixed_rng, NULL, &s) == 0,
+          "expected a PLAIN exchange from the secret");
+    gw_sasl_initial(s, &b64);
+    mbedtls_base64_decode(raw, sizeof raw, &olen, (unsigned char *)b64, strlen(b64));
+    CHECK(olen == 4 && memcmp(raw, "\0u\0p", 4) == 0, "expected \\0u\\0p from the secret");
+    free(b64);
+    gw_sasl_free(s);
+    const char *bad_secrets[] = {
+        "",
+        "v2\nPLAIN\ncA==\n",
+        "v1\nPLAIN\n\n",
+        "v1\nPLAIN\ncA==",
+        "v1\nPLAIN\ncA==\nextra",
+        "v1\nPLAIN\nAA==\n",
+        "v1\nX-OTHER\ncA==\n",
+        "v1\nSCRAM-SHA-1\n4096\nc2FsdA==\nAAAA\nAAAA\n",
+        "v1\nSCRAM-SHA-1\n12\nc2FsdA==\nAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+        "\n",
+        "v1\nSCRAM-SHA-1\n4096\n\nAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+    };
+    for (size_t i = 0; i < sizeof bad_secrets / sizeof bad_secrets[0]; i++)
+        CHECK(gw_sasl_secret_decode(bad_secrets[i], strlen(bad_secrets[i]), &pback) == GW_EINVAL,
+              "bad secret %zu: expected GW_EINVAL", i);
+    CHECK(gw_sasl_secret_decode("v1\nSCRAM-SHA-1\n4096\nc2FsdA==\nAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
+                                "AAAAAAAAAAAAAAAAAAAAAAAAAAA=\n",
+                                87, &pback) == 0 &&
+              pback.key_len == 20 && pback.salt_len == 4,
+          "expected a well-formed SCRAM-SHA-1 secret to decode");
     CHECK(gw_sasl_new(all, 4, true, "bad\001name", "p", fixed_rng, NULL, &s) == GW_EINVAL,
           "expected a control character refused");
 

@@ -185,6 +185,28 @@ int main(void)
     CHECK(empties == 1, "expected one empty notification, got %d", empties);
     CHECK(o[0].why == GW_CLOSE_SHUTDOWN, "expected the shutdown reason");
 
+    /* A session opened with a given id (arriving from another node), then released to another
+     * node: gone from here, its record kept, this node's index entry dropped. */
+    struct owner moved = {0}, other = {0};
+    const char *given = "00112233445566778899aabbccddeeff";
+    rc = gw_session_open_as(&core, GW_TRANSPORT_WS_JSON, "10.0.0.5", given, &ops, &moved, &moved.s);
+    CHECK(rc == 0 && strcmp(gw_session_id(moved.s), given) == 0,
+          "expected a session with the given id, got %d", rc);
+    rc = gw_session_open_as(&core, GW_TRANSPORT_WS_JSON, "10.0.0.5", given, &ops, &other, &other.s);
+    CHECK(rc == GW_EEXIST, "expected GW_EEXIST for a live id, got %d", rc);
+    rc = gw_session_open_as(&core, GW_TRANSPORT_WS_JSON, "10.0.0.5", "", &ops, &other, &other.s);
+    CHECK(rc == GW_EINVAL, "expected an empty id refused, got %d", rc);
+    gw_session_set_owner(moved.s, &ops, &other);
+    gw_session_set_jid(moved.s, "bob@localhost");
+    gw_session_set_state(moved.s, GW_SESSION_DETACHED);
+    gw_registry_shutdown_all(core.reg, GW_CLOSE_KICKED);
+    CHECK(other.shutdowns == 1 && moved.shutdowns == 0, "expected the new owner asked");
+    gw_session_release(moved.s);
+    CHECK(gw_registry_find(core.reg, given) == NULL, "expected the released id gone from here");
+    fetch_record(&core, given, &f);
+    CHECK(field(&f, "state") && strcmp(field(&f, "state"), "detached") == 0,
+          "expected the record kept as detached, got %zu fields", f.n);
+
     /* Draining refuses new sessions. */
     core.draining = true;
     rc = gw_session_open(&core, GW_TRANSPORT_WS_XMPP, "10.0.0.9", &ops, &o[4], &o[4].s);

@@ -70,5 +70,37 @@ int main(void)
     CHECK(rc == 1 && q.count == 0, "expected z released, got %d", rc);
     gw_sm_clear(&q);
 
+    /* Receive window: h is the longest prefix of stanzas done, whatever the order. */
+    struct gw_sm_window w;
+    gw_sm_window_init(&w, 4, 10);
+    uint32_t n1, n2, n3, n4, n5;
+    CHECK(gw_sm_window_add(&w, &n1) == 0 && n1 == 11, "expected the first number 11, got %u", n1);
+    gw_sm_window_add(&w, &n2);
+    gw_sm_window_add(&w, &n3);
+    gw_sm_window_add(&w, &n4);
+    CHECK(gw_sm_window_add(&w, &n5) == GW_ELIMIT, "expected the window full at 4 pending");
+    CHECK(gw_sm_window_done(&w, n2) == 10, "expected h to wait for 11, got %u", w.h);
+    CHECK(gw_sm_window_done(&w, n3) == 10, "expected h to still wait, got %u", w.h);
+    CHECK(gw_sm_window_done(&w, n1) == 13, "expected h to jump to 13, got %u", w.h);
+    CHECK(gw_sm_window_done(&w, n1) == 13 && gw_sm_window_done(&w, 99) == 13,
+          "expected numbers outside the window ignored");
+    CHECK(gw_sm_window_pending(&w) == 1, "expected 1 pending, got %u", gw_sm_window_pending(&w));
+    CHECK(gw_sm_window_add(&w, &n5) == 0 && n5 == 15, "expected room again, number 15");
+    CHECK(gw_sm_window_done(&w, n5) == 13 && gw_sm_window_done(&w, n4) == 15,
+          "expected h 15 once 14 is done, got %u", w.h);
+    gw_sm_window_free(&w);
+
+    /* Growth keeps the flags of the live range, and numbers wrap at 2^32. */
+    gw_sm_window_init(&w, 1000, UINT32_MAX - 20);
+    uint32_t nums[100];
+    for (int i = 0; i < 100; i++)
+        gw_sm_window_add(&w, &nums[i]);
+    CHECK(nums[19] == UINT32_MAX && nums[20] == 0, "expected numbers to wrap, got %u %u", nums[19],
+          nums[20]);
+    for (int i = 99; i >= 1; i--)
+        gw_sm_window_done(&w, nums[i]);
+    CHECK(w.h == UINT32_MAX - 20, "expected h held by the first stanza, got %u", w.h);
+    CHECK(gw_sm_window_done(&w, nums[0]) == nums[99], "expected h at the last, got %u", w.h);
+    gw_sm_window_free(&w);
     return CHECK_DONE();
 }

@@ -163,6 +163,74 @@ static void operations(struct gw_store *st, const char *name)
     RUN(gw_store_del(st, "t:h", on_result, &res));
     CHECK(res.integer == 1, "%s del: expected 1, got %lld", name, res.integer);
 
+    /* Guarded writes apply only while the guard field holds the expected value. */
+    struct gw_store_str of[] = {gw_store_cstr("owner"), gw_store_cstr("n")};
+    struct gw_store_str ov[] = {gw_store_cstr("node-a"), gw_store_cstr("1")};
+    struct gw_store_str two = gw_store_cstr("2"), node_b = gw_store_cstr("node-b");
+    struct gw_store_guard ga = {"t:g", "owner", "node-a"}, gb = {"t:g", "owner", "node-b"};
+    struct gw_store_guard nofield = {"t:g", "nofield", ""}, nokey = {"t:nokey", "owner", ""};
+    RUN(gw_store_hset(st, "t:g", 2, of, ov, 0, on_result, &res));
+    RUN(gw_store_hset_if(st, &gb, "t:g", 1, &of[1], &two, 0, on_result, &res));
+    CHECK(res.done && res.err == GW_ESTALE, "%s hset_if wrong owner: expected GW_ESTALE, got %d",
+          name, res.err);
+    RUN(gw_store_hset_if(st, &ga, "t:g", 1, &of[1], &two, 0, on_result, &res));
+    CHECK(res.err == 0, "%s hset_if owner: expected ok, got %d", name, res.err);
+    RUN(gw_store_hset_if(st, &ga, "t:g", 1, &of[0], &node_b, 0, on_result, &res));
+    CHECK(res.err == 0, "%s cas a->b: expected ok, got %d", name, res.err);
+    RUN(gw_store_hset_if(st, &ga, "t:g", 1, &of[0], &node_b, 0, on_result, &res));
+    CHECK(res.err == GW_ESTALE, "%s cas a->b again: expected GW_ESTALE, got %d", name, res.err);
+    RUN(gw_store_hgetall(st, "t:g", on_result, &res));
+    CHECK(res.n == 4 && has(&res, "node-b") && has(&res, "2") && !has(&res, "node-a"),
+          "%s after cas: expected owner node-b and n 2, got %zu items", name, res.n);
+    RUN(gw_store_hset_if(st, &nofield, "t:g", 1, &of[1], &ov[1], 0, on_result, &res));
+    CHECK(res.err == 0, "%s guard on a missing field reads \"\": expected ok, got %d", name,
+          res.err);
+    RUN(gw_store_hset_if(st, &nokey, "t:nokey", 1, &of[1], &two, 0, on_result, &res));
+    CHECK(res.err == GW_ESTALE, "%s guard on a missing key: expected GW_ESTALE, got %d", name,
+          res.err);
+    RUN(gw_store_hgetall(st, "t:nokey", on_result, &res));
+    CHECK(res.n == 0, "%s failed guard: expected nothing written, got %zu", name, res.n);
+
+    RUN(gw_store_rpush_if(st, &ga, "t:gl", gw_store_cstr("x"), 2, 0, on_result, &res));
+    CHECK(res.err == GW_ESTALE, "%s rpush_if wrong owner: expected GW_ESTALE, got %d", name,
+          res.err);
+    RUN(gw_store_rpush_if(st, &gb, "t:gl", gw_store_cstr("q1"), 2, 0, on_result, &res));
+    CHECK(res.err == 0 && res.integer == 1, "%s rpush_if: expected length 1, got %d/%lld", name,
+          res.err, res.integer);
+    RUN(gw_store_rpush_if(st, &gb, "t:gl", gw_store_cstr("q2"), 2, 60000, on_result, &res));
+    RUN(gw_store_rpush_if(st, &gb, "t:gl", gw_store_cstr("q3"), 2, 0, on_result, &res));
+    CHECK(res.err == GW_ELIMIT, "%s rpush_if over the cap: expected GW_ELIMIT, got %d", name,
+          res.err);
+    RUN(gw_store_lpop_n_if(st, &ga, "t:gl", 1, on_result, &res));
+    CHECK(res.err == GW_ESTALE, "%s lpop_n_if wrong owner: expected GW_ESTALE, got %d", name,
+          res.err);
+    RUN(gw_store_lpop_n_if(st, &gb, "t:gl", 1, on_result, &res));
+    CHECK(res.err == 0 && res.integer == 1, "%s lpop_n_if: expected 1 popped, got %d/%lld", name,
+          res.err, res.integer);
+    RUN(gw_store_lrange(st, "t:gl", 0, -1, on_result, &res));
+    CHECK(res.n == 1 && strcmp(res.items[0], "q2") == 0, "%s after lpop_n_if: expected q2", name);
+
+    const char *others[] = {"t:gl"};
+    RUN(gw_store_del_if(st, &ga, 1, others, on_result, &res));
+    CHECK(res.err == GW_ESTALE, "%s del_if wrong owner: expected GW_ESTALE, got %d", name, res.err);
+    RUN(gw_store_lrange(st, "t:gl", 0, -1, on_result, &res));
+    CHECK(res.n == 1, "%s failed del_if: expected the list kept, got %zu", name, res.n);
+    RUN(gw_store_del_if(st, &gb, 1, others, on_result, &res));
+    CHECK(res.err == 0 && res.integer == 2, "%s del_if: expected 2 keys removed, got %d/%lld", name,
+          res.err, res.integer);
+    RUN(gw_store_hgetall(st, "t:g", on_result, &res));
+    CHECK(res.n == 0, "%s del_if: expected the hash gone, got %zu", name, res.n);
+    RUN(gw_store_lrange(st, "t:gl", 0, -1, on_result, &res));
+    CHECK(res.n == 0, "%s del_if: expected the list gone, got %zu", name, res.n);
+
+    /* A guarded write sets the TTL too. */
+    RUN(gw_store_hset(st, "t:gt", 1, of, ov, 0, on_result, &res));
+    RUN(gw_store_hset_if(st, &(struct gw_store_guard){"t:gt", "owner", "node-a"}, "t:gt", 1, &of[1],
+                         &two, 100, on_result, &res));
+    sleep_loop(250);
+    RUN(gw_store_hgetall(st, "t:gt", on_result, &res));
+    CHECK(res.n == 0, "%s hset_if ttl: expected the key gone after expiry, got %zu", name, res.n);
+
     /* Pub/sub. */
     struct msgs m = {0};
     gw_store_subscribe(st, "t:chan", on_msg, &m);

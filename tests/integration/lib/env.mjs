@@ -356,7 +356,8 @@ export const COMPONENT = { domain: "mxgw.localhost", secret: crypto.randomBytes(
 /** The MUC service on the test Prosody. */
 export const MUC_DOMAIN = "conference.localhost";
 
-export function writeProsodyConfig(pdir, { c2sPort, httpPort, componentPort, cert, users, logFile }) {
+export function writeProsodyConfig(pdir, { c2sPort, httpPort, componentPort, cert, users, logFile,
+  authentication = "internal_plain", extra = "" }) {
   const data = path.join(pdir, "data");
   const accounts = path.join(data, "localhost", "accounts"); // "localhost" needs no encoding
   fs.mkdirSync(accounts, { recursive: true });
@@ -388,7 +389,7 @@ http_ports = { ${httpPort} }
 http_interfaces = { "127.0.0.1" }
 https_ports = { }
 https_interfaces = { }
-authentication = "internal_plain"
+authentication = ${luaString(authentication)}
 storage = "internal"
 allow_registration = false
 c2s_require_encryption = true
@@ -404,6 +405,7 @@ modules_enabled = {
   "websocket"; "bosh"; "http";
 }
 modules_disabled = { "s2s"; "offline"; }
+${extra}
 VirtualHost "localhost"
   ssl = { certificate = ${luaString(crt)}, key = ${luaString(key)} }
 Component ${luaString(MUC_DOMAIN)} "muc"
@@ -415,7 +417,11 @@ Component ${luaString(COMPONENT.domain)}
 }
 
 export class Prosody {
-  static async start(dir, certs, users = USERS) {
+  /**
+   * auth: Prosody's authentication provider ("internal_hashed" keeps a stable SCRAM salt);
+   * extra: more global config lines (e.g. "smacks_hibernation_time = 3").
+   */
+  static async start(dir, certs, users = USERS, auth = undefined, extra = "") {
     const p = new Prosody();
     p.users = users;
     p.dir = path.join(dir, "prosody");
@@ -426,6 +432,7 @@ export class Prosody {
     p.logFile = path.join(p.dir, "prosody.log");
     const conf = writeProsodyConfig(p.dir, {
       c2sPort: p.c2sPort, httpPort: p.httpPort, componentPort: p.componentPort, cert: certs.localhost, users, logFile: p.logFile,
+      authentication: auth, extra,
     });
     if (asRoot) execFileSync("chown", ["-R", "prosody:prosody", p.dir]);
     p.child = new Child("prosody", "prosody", ["--config", conf, "-F"], {
@@ -543,7 +550,10 @@ export class Gateway {
 // The environment: one temp dir, certificates, Redis, Prosody, any number of gateways.
 
 export class Env {
-  /** opts: { redis: bool (default true), prosody: bool (default true) } */
+  /**
+   * opts: { redis: bool (default true), prosody: bool (default true), prosodyAuth: string,
+   * prosodyExtra: string (global Prosody config lines) }
+   */
   static async start(opts = {}) {
     const env = new Env();
     env.dir = fs.mkdtempSync(path.join(os.tmpdir(), "mxgw-it-"));
@@ -558,7 +568,8 @@ export class Env {
       env.certs = makeCerts(path.join(env.dir, "certs"));
       extraCAs.push(fs.readFileSync(env.certs.ca.cert, "utf8"));
       if (opts.redis !== false) env.redis = await Redis.start(env.dir);
-      if (opts.prosody !== false) env.prosody = await Prosody.start(env.dir, env.certs);
+      if (opts.prosody !== false) env.prosody = await Prosody.start(env.dir, env.certs, USERS, opts.prosodyAuth,
+        opts.prosodyExtra);
     } catch (err) {
       await env.stop().catch(() => {});
       throw err;
@@ -1182,4 +1193,17 @@ export class FakeUpstream {
     for (const s of this.sockets) s.destroy();
     await new Promise((resolve) => this.server.close(resolve));
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis restarts (session-continuity tests)
+
+/** Starts a stopped Redis again, on the same port and directory, with an empty dataset. */
+export async function restartRedis(redis) {
+  if (redis.child.running) return;
+  redis.child = new Child("redis", "redis-server", [
+    "--port", String(redis.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+    "--dir", redis.dir, "--daemonize", "no", "--logfile", "", "--protected-mode", "yes",
+  ], { logFile: path.join(redis.dir, "..", "redis.log") });
+  await waitForPort(redis.port, { child: redis.child });
 }
