@@ -303,7 +303,7 @@ async function xmlExchange(url, bodies, { deflate = false } = {}) {
   const r2 = await rawConnect(url, deflate);
   try {
     await r.login("alice", USERS.alice);
-    const rjid = (await r2.login("carol", USERS.carol)).jid;
+    const rjid = await r2.login("carol", USERS.carol);
     const bytes = [];
     for (const [i, body] of bodies.entries()) {
       const out0 = r.ws._socket.bytesWritten;
