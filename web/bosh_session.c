@@ -186,9 +186,13 @@ static void answer_slot(struct bsess *s, struct gw_bosh_slot *slot, enum answer_
         (*b->res_payload)++;
     else
         (*b->res_empty)++;
-    if (mode == ANSWER_RECOVERABLE)
+    if (mode == ANSWER_RECOVERABLE) {
+        if (slot->state == GW_BOSH_AHEAD && slot->data) {
+            gw_bosh_body_free(slot->data);
+            free(slot->data);
+        }
         gw_bosh_window_remove(&s->win, slot);
-    else
+    } else
         gw_bosh_window_answered(&s->win, slot, out.data, out.len, mode == ANSWER_DATA,
                                 bosh_now_ms(b));
     if (mode != ANSWER_RECOVERABLE)
@@ -568,6 +572,7 @@ void bosh_session_request(struct bsess *s, struct gw_http_req *req, struct gw_bo
     }
     if (s->sess)
         gw_session_touch(s->sess);
+    uv_timer_stop(&s->timer); /* a request: the inactivity clock restarts after the answers */
     struct gw_bosh_slot *slot;
     enum gw_bosh_rid_class cls = gw_bosh_window_classify(&s->win, body->rid, &slot);
     if (cls == GW_BOSH_RID_REPLAY || cls == GW_BOSH_RID_PENDING) {
@@ -634,7 +639,10 @@ void bosh_session_request(struct bsess *s, struct gw_http_req *req, struct gw_bo
     bosh_defer(s, req);
     if (cls == GW_BOSH_RID_AHEAD) {
         /* §14.2: it waits for the one before it. */
-        if (!gw_bosh_window_add(&s->win, body->rid, GW_BOSH_AHEAD, req, move_body(body)))
+        GW_DEBUG("bosh.ahead", "rid=%llu session=%s", (unsigned long long)body->rid,
+                 s->sess ? gw_session_id(s->sess) : "-");
+        uint64_t rid = body->rid; /* read before the move: argument order is unspecified */
+        if (!gw_bosh_window_add(&s->win, rid, GW_BOSH_AHEAD, req, move_body(body)))
             end_and_answer(s, req, "internal-server-error");
         goto out;
     }

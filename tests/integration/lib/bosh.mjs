@@ -252,7 +252,11 @@ export class RawBosh {
     return this.jid;
   }
 
-  /** Polls (empty requests, each held up to 'wait') until pred matches a payload; returns it. */
+  /**
+   * Polls (empty requests, each held up to 'wait') until pred matches a payload of any response
+   * so far; returns it. Call with no request outstanding, as a client would (two empty requests
+   * at once are overactivity, XEP-0124 §11).
+   */
   async pollFor(pred, { timeoutMs = 15000, what = "a payload" } = {}) {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
