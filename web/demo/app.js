@@ -3,8 +3,10 @@
 "use strict";
 
 (function () {
-  const { Strophe, $msg, $pres } = window.Strophe;
+  // The UMD build of Strophe.js puts Strophe, $msg and $pres on the window.
+  const { Strophe, $msg, $pres } = window;
   const $ = (id) => document.getElementById(id);
+  Strophe.setLogLevel(Strophe.LogLevel.WARN);
 
   let conn = null;
   let config = { bosh: "/http-bind", websocket: null };
