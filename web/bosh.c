@@ -509,6 +509,7 @@ int gw_bosh_start(struct gw_core *core, struct gw_http *http, struct gw_bosh **o
     b->res_recoverable = result_counter(b, "recoverable");
     b->res_terminal = result_counter(b, "terminal");
     b->res_http_error = result_counter(b, "http_error");
+    bosh_register_terminal(b);
     GW_INFO("bosh.start", "path=%s max_wait=%llus inactivity=%llus hold=%u requests=%u", b->path,
             (unsigned long long)(cfg->bosh_max_wait_ms / 1000),
             (unsigned long long)(cfg->bosh_inactivity_ms / 1000), cfg->bosh_hold,

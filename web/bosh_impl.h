@@ -118,6 +118,8 @@ const char *bosh_content_type(const struct bsess *s);
 uint64_t bosh_now_ms(const struct gw_bosh *b);
 /* Counts a terminal condition (fixed set) in the metrics. */
 void bosh_count_terminal(struct gw_bosh *b, const char *condition);
+/* Registers every terminal condition's counter (at 0) so the series exist from the start. */
+void bosh_register_terminal(struct gw_bosh *b);
 
 /* ---- bosh.c ---- */
 

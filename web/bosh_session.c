@@ -297,31 +297,44 @@ void bosh_defer(struct bsess *s, struct gw_http_req *req)
 
 /* ---- the end ---- */
 
+/* XEP-0124 §17.2: the terminal binding conditions, the only label values of the counter. */
+static const char *const known[] = {
+    "bad-request",
+    "host-gone",
+    "host-unknown",
+    "improper-addressing",
+    "internal-server-error",
+    "item-not-found",
+    "other-request",
+    "policy-violation",
+    "remote-connection-failed",
+    "remote-stream-error",
+    "see-other-uri",
+    "system-shutdown",
+    "undefined-condition",
+};
+
+static uint64_t *terminal_counter(struct gw_bosh *b, const char *condition)
+{
+    char labels[64];
+    snprintf(labels, sizeof labels, "condition=\"%s\"", condition);
+    return gw_metrics_counter(b->core->metrics, "mxgw_bosh_terminal_total",
+                              "BOSH terminal binding conditions sent, by condition", labels);
+}
+
+void bosh_register_terminal(struct gw_bosh *b)
+{
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        terminal_counter(b, known[i]);
+}
+
 void bosh_count_terminal(struct gw_bosh *b, const char *condition)
 {
-    static const char *const known[] = {
-        "bad-request",
-        "host-gone",
-        "host-unknown",
-        "improper-addressing",
-        "internal-server-error",
-        "item-not-found",
-        "other-request",
-        "policy-violation",
-        "remote-connection-failed",
-        "remote-stream-error",
-        "see-other-uri",
-        "system-shutdown",
-        "undefined-condition",
-    };
     if (!condition)
         return;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcmp(known[i], condition) == 0) {
-            char labels[64];
-            snprintf(labels, sizeof labels, "condition=\"%s\"", known[i]);
-            (*gw_metrics_counter(b->core->metrics, "mxgw_bosh_terminal_total",
-                                 "BOSH terminal binding conditions sent, by condition", labels))++;
+            (*terminal_counter(b, known[i]))++;
             return;
         }
 }

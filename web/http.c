@@ -18,10 +18,8 @@
 #include "gateway/log.h"
 #include "gateway/mem.h"
 #include "gateway/metrics.h"
-#include "gateway/utf8.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -39,7 +37,8 @@
 #define STATUS_CLASSES 5 /* 1xx..5xx */
 
 struct route_entry {
-    struct gw_http_route r;
+    struct gw_http_route r; /* path and name point into the copies below */
+    char *path, *name;
     size_t len;
     uint64_t *count[STATUS_CLASSES];
 };
@@ -114,114 +113,6 @@ struct gw_http {
 
 static void kick(struct gw_http *h);
 
-/* ---- path canonicalisation ---- */
-
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-int gw_http_canon_path(const char *raw, size_t rawlen, char *out, size_t outlen)
-{
-    const char *q = memchr(raw, '?', rawlen);
-    size_t n = q ? (size_t)(q - raw) : rawlen;
-    if (n == 0 || raw[0] != '/')
-        return GW_EINVAL;
-    if (outlen < n + 1)
-        return GW_ELIMIT;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)raw[i];
-        bool encoded = false;
-        if (c == '%') {
-            int hi = i + 2 < n ? hexval(raw[i + 1]) : -1;
-            int lo = i + 2 < n ? hexval(raw[i + 2]) : -1;
-            if (hi < 0 || lo < 0)
-                return GW_EINVAL; /* truncated, non-hex, or the %uXXXX form */
-            c = (unsigned char)(hi << 4 | lo);
-            i += 2;
-            encoded = true;
-        }
-        if (c < 0x20 || c == 0x7f || c == '\\' || (encoded && c == '/') || c == '#')
-            return GW_EINVAL;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    /* The decoded bytes must be well-formed UTF-8 (this refuses overlong forms of '.' and '/'). */
-    for (size_t i = 0; i < o;) {
-        unsigned cp;
-        size_t len = gw_utf8_decode((const unsigned char *)out + i, o - i, &cp);
-        if (len == 0)
-            return GW_EINVAL;
-        i += len;
-    }
-    if (strstr(out, "//"))
-        return GW_EINVAL; /* an empty segment */
-    if (o > 1 && out[o - 1] == '/')
-        out[--o] = '\0';
-    /* Segments: none "." or "..". */
-    for (const char *seg = out + 1;; seg++) {
-        const char *end = strchr(seg, '/');
-        size_t len = end ? (size_t)(end - seg) : strlen(seg);
-        if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
-            return GW_EINVAL;
-        if (!end)
-            break;
-        seg = end;
-    }
-    return 0;
-}
-
-/* ---- CORS origins ---- */
-
-static bool origin_ok(const char *s, size_t n)
-{
-    const char *p;
-    if (n > 8 && strncasecmp(s, "https://", 8) == 0)
-        p = s + 8;
-    else if (n > 7 && strncasecmp(s, "http://", 7) == 0)
-        p = s + 7;
-    else
-        return false;
-    const char *end = s + n;
-    if (p == end)
-        return false;
-    for (; p < end; p++)
-        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == ':' || *p == '[' ||
-              *p == ']'))
-            return false;
-    return true;
-}
-
-int gw_http_parse_origins(const char *list, char origins[][256], size_t max)
-{
-    size_t count = 0;
-    const char *p = list;
-    for (;;) {
-        while (*p == ' ' || *p == ',' || *p == '\t')
-            p++;
-        if (!*p)
-            break;
-        const char *start = p;
-        while (*p && *p != ' ' && *p != ',' && *p != '\t')
-            p++;
-        size_t n = (size_t)(p - start);
-        bool star = n == 1 && *start == '*';
-        if (count >= max || n >= 256 || (!star && !origin_ok(start, n)))
-            return GW_EINVAL;
-        memcpy(origins[count], start, n);
-        origins[count][n] = '\0';
-        count++;
-    }
-    return (int)count;
-}
-
 static bool origin_allowed(const struct gw_http *h, const char *origin)
 {
     if (h->any_origin)
@@ -279,6 +170,10 @@ int gw_http_route_add(struct gw_http *h, const struct gw_http_route *route)
     struct route_entry *e = &h->routes[h->nroutes++];
     memset(e, 0, sizeof *e);
     e->r = *route;
+    e->path = gw_strdup(route->path);
+    e->name = gw_strdup(route->name);
+    e->r.path = e->path;
+    e->r.name = e->name;
     e->len = strlen(route->path);
     register_counts(h, route->name, e->count);
     return 0;
@@ -345,38 +240,6 @@ const struct gw_http_route *gw_http_req_route(const struct gw_http_req *req)
     return req->route ? &req->route->r : NULL;
 }
 
-/* Decodes a query component (%XX and '+') into out (size ≥ n + 1); 0 or GW_EINVAL. */
-static int query_decode(const char *s, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            if (i + 2 >= n)
-                return GW_EINVAL;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return GW_EINVAL;
-            c = (unsigned char)(hi << 4 | lo);
-            i += 2;
-        }
-        if (c == 0)
-            return GW_EINVAL;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    for (size_t i = 0; i < o;) {
-        unsigned cp;
-        size_t len = gw_utf8_decode((const unsigned char *)out + i, o - i, &cp);
-        if (len == 0)
-            return GW_EINVAL;
-        i += len;
-    }
-    return 0;
-}
-
 const char *gw_http_req_query(struct gw_http_req *req, const char *name)
 {
     if (!req->query)
@@ -388,14 +251,14 @@ const char *gw_http_req_query(struct gw_http_req *req, const char *name)
         const char *eq = memchr(p, '=', len);
         size_t klen = eq ? (size_t)(eq - p) : len;
         struct owned_str *key = gw_malloc(sizeof *key + klen + 1);
-        bool match = query_decode(p, klen, key->s) == 0 && strlen(key->s) == want &&
+        bool match = gw_http_query_decode(p, klen, key->s) == 0 && strlen(key->s) == want &&
                      memcmp(key->s, name, want) == 0;
         free(key);
         if (match) {
             const char *v = eq ? eq + 1 : p + len;
             size_t vlen = (size_t)(p + len - v);
             struct owned_str *val = gw_malloc(sizeof *val + vlen + 1);
-            if (query_decode(v, vlen, val->s) != 0) {
+            if (gw_http_query_decode(v, vlen, val->s) != 0) {
                 free(val);
                 return NULL;
             }
@@ -956,8 +819,13 @@ unsigned gw_http_connections(const struct gw_http *h)
 static void on_handle_closed(uv_handle_t *hd)
 {
     struct gw_http *h = hd->data;
-    if (--h->handles == 0)
-        free(h);
+    if (--h->handles > 0)
+        return;
+    for (size_t i = 0; i < h->nroutes; i++) {
+        free(h->routes[i].path);
+        free(h->routes[i].name);
+    }
+    free(h);
 }
 
 static void on_grace(uv_timer_t *t)

@@ -39,7 +39,8 @@ enum gw_http_method {
  * gone() for a deferred request). */
 typedef void (*gw_http_handler)(void *arg, struct gw_http_req *req);
 
-/* A route. Strings and the media-type list are borrowed and must outlive the server.
+/* A route. path and name are copied; media_types, cors_headers and arg are borrowed and must
+ * outlive the server (or the route's owner must stop before it: see gw_http_stop).
  * path: an exact path ("/http-bind"), or with prefix set a path prefix that matches itself
  *   and everything below it segment-wise ("/api/v1" matches "/api/v1" and "/api/v1/x", not
  *   "/api/v1x"). An exact route wins over a prefix route; the longest prefix wins.
@@ -68,7 +69,9 @@ struct gw_http_route {
  * http_max_connections_per_ip, http_connection_timeout, http_connection_memory). Returns 0 and
  * an owned server, GW_ECONFIG (bad http_cors_origins) or GW_EIO (cannot listen). */
 int gw_http_start(struct gw_core *core, struct gw_http **out);
-/* Adds a route (copied; its strings borrowed). Routes may be added at any time. Returns 0, or
+/* Adds a route (see struct gw_http_route for what is copied). Routes may be added at any time,
+ * at most 32. After gw_http_stop() begins, no handler is called any more (new requests get
+ * 503), so a route's owner may be freed first. Returns 0, GW_ELIMIT past 32 routes, or
  * GW_EEXIST if a route with the same path and kind exists, or GW_EINVAL for a bad path. */
 int gw_http_route_add(struct gw_http *h, const struct gw_http_route *route);
 /* Stops accepting connections, answers every deferred request with 503 (after calling its
@@ -135,6 +138,10 @@ void gw_http_defer(struct gw_http_req *req, uint64_t timeout_ms,
  * for "/"). Writes the result (never longer than the input) into out. Returns 0, GW_EINVAL, or
  * GW_ELIMIT if out is too small. */
 int gw_http_canon_path(const char *raw, size_t rawlen, char *out, size_t outlen);
+
+/* Decodes a query component (%XX, and '+' as a space) of n bytes into out (room for n + 1).
+ * Returns 0, or GW_EINVAL for a malformed escape, NUL, or bytes that are not UTF-8. */
+int gw_http_query_decode(const char *s, size_t n, char *out);
 
 /* Parses a list of CORS origins ("https://a.example http://b.example:8080", or "*"),
  * separated by spaces or commas. Each must be scheme://host[:port] with scheme http or https

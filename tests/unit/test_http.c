@@ -103,8 +103,31 @@ static const struct origin_case origin_cases[] = {
     {"null", GW_EINVAL, NULL, NULL},
 };
 
+struct query_case {
+    const char *in;
+    int rc;
+    const char *out;
+};
+
+static const struct query_case query_cases[] = {
+    {"a+b%20c", 0, "a b c"},         {"%2F..%2f", 0, "/../"},
+    {"caf%C3%A9", 0, "caf\xc3\xa9"}, {"", 0, ""},
+    {"%", GW_EINVAL, NULL},          {"%4", GW_EINVAL, NULL},
+    {"%zz", GW_EINVAL, NULL},        {"a%00b", GW_EINVAL, NULL},
+    {"%ff", GW_EINVAL, NULL},        {"%c0%af", GW_EINVAL, NULL},
+};
+
 int main(void)
 {
+    for (size_t i = 0; i < sizeof query_cases / sizeof query_cases[0]; i++) {
+        const struct query_case *c = &query_cases[i];
+        char out[64];
+        int rc = gw_http_query_decode(c->in, strlen(c->in), out);
+        CHECK(rc == c->rc, "query(\"%s\"): expected %d, got %d", c->in, c->rc, rc);
+        if (rc == 0)
+            CHECK(strcmp(out, c->out) == 0, "query(\"%s\"): expected \"%s\", got \"%s\"", c->in,
+                  c->out, out);
+    }
     for (size_t i = 0; i < sizeof canon_cases / sizeof canon_cases[0]; i++) {
         const struct canon_case *c = &canon_cases[i];
         char out[256];

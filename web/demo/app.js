@@ -4,7 +4,7 @@
 
 (function () {
   // The UMD build of Strophe.js puts Strophe, $msg and $pres on the window.
-  const { Strophe, $msg, $pres } = window;
+  const { Strophe, $msg, $pres, $iq } = window;
   const $ = (id) => document.getElementById(id);
   Strophe.setLogLevel(Strophe.LogLevel.WARN);
 
@@ -130,11 +130,16 @@
         case STATUS.AUTHENTICATING:
           setStatus($("login-status"), "Authenticating…");
           break;
-        case STATUS.CONNECTED:
+        case STATUS.CONNECTED: {
           conn.addHandler(onMessage, null, "message", null, null, null);
           conn.send($pres()); // available: messages to the bare JID reach us
-          showChat(bare(conn.jid), via);
+          // The server handles a stream in order: once it answers this ping, our presence is
+          // in effect and messages sent to us now are delivered.
+          const ready = () => showChat(bare(conn.jid), via);
+          conn.sendIQ($iq({ type: "get", to: Strophe.getDomainFromJid(conn.jid) })
+            .c("ping", { xmlns: "urn:xmpp:ping" }), ready, ready, 10000);
           break;
+        }
         case STATUS.AUTHFAIL:
           showLogin("Wrong address or password.", true);
           break;
