@@ -663,6 +663,8 @@ void bosh_session_request(struct bsess *s, struct gw_http_req *req, struct gw_bo
         end_and_answer(s, req, "internal-server-error");
         goto out;
     }
+    GW_DEBUG("bosh.request", "rid=%llu session=%s payloads=%zu", (unsigned long long)body->rid,
+             s->sess ? gw_session_id(s->sess) : "-", body->npayloads);
     process(s, body);
     while (!s->ended && (slot = gw_bosh_window_take_next(&s->win))) {
         struct gw_bosh_body *later = slot->data;

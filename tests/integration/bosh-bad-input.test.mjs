@@ -66,6 +66,12 @@ function assertTerminal(r, condition, what = "") {
   assert.equal(terminalCondition(r.el), condition, `${what} terminal condition: ${r.text}`);
 }
 
+/** Waits until mxgw has taken request rid in order (it is then held or answered). */
+async function processed(rid) {
+  await waitUntil(() => gw.log().includes(`event=bosh.request rid=${rid} `),
+    { timeoutMs: 10000, what: `mxgw to take request ${rid}` });
+}
+
 /** A logged-in raw session (SASL PLAIN, restart, bind) on the main gateway. */
 async function session(user = "carol") {
   const raw = new RawBosh(gw.boshUrl);
@@ -250,7 +256,7 @@ badInputTest("a request repeated while held: the old one gets a recoverable erro
   const raw = await session();
   const rid = raw.rid++;
   const first = raw.request("", { rid });
-  await new Promise((resolve) => setTimeout(resolve, 200)); // let the first one be held
+  await processed(rid); // held
   const again = raw.request("", { rid });
   const a = await first;
   assert.equal(a.status, 200);
@@ -278,8 +284,8 @@ badInputTest("more simultaneous requests than 'requests' get policy-violation (C
   const raw = await session();
   const rid = raw.rid;
   raw.rid += 3;
-  const held = raw.request("", { rid }); // held
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  const held = raw.request("", { rid });
+  await processed(rid); // held
   const ahead = raw.request(`<presence xmlns="${NS.client}"/>`, { rid: rid + 2 }); // waits for rid+1
   await waitUntil(() => gw.log().includes(`event=bosh.ahead rid=${rid + 2} `), { what: "ahead" });
   const third = await raw.request(`<presence xmlns="${NS.client}"/>`, { rid: rid + 3 });
@@ -290,8 +296,9 @@ badInputTest("more simultaneous requests than 'requests' get policy-violation (C
 
 badInputTest("empty polls faster than 'polling' get policy-violation (C5)", async () => {
   const raw = await session();
+  const rid = raw.rid;
   const first = raw.request(""); // held
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await processed(rid);
   const second = await raw.request(""); // a second empty one at once
   assertTerminal(second, "policy-violation");
   assertTerminal(await first, "policy-violation", "held request:");
@@ -353,9 +360,10 @@ badInputTest("key sequencing: the right keys work, switching works, a wrong key 
   const bound = await raw.request(`<iq xmlns="${NS.client}" type="set" id="b"><bind xmlns="${NS.bind}"/></iq>`,
     { key: chain[0], newkey: next[2] });
   assert.ok(payloads(bound.el).some((e) => e.is("iq")), bound.text);
+  const goodRid = raw.rid;
   const good = raw.request(`<message xmlns="${NS.client}" to="${bob.jid}"><body>k</body></message>`,
     { key: next[1] }); // held: nothing comes back for it
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await processed(goodRid);
   const wrong = await raw.request(`<presence xmlns="${NS.client}"/>`, { key: chain[2] }); // an old key
   assertTerminal(wrong, "item-not-found");
   assertTerminal(await good, "item-not-found", "held request:");
@@ -399,8 +407,9 @@ badInputTest("on SIGTERM a held request gets system-shutdown and mxgw exits 0", 
   const g = await env.startGateway({});
   const raw = new RawBosh(g.boshUrl);
   await raw.login("carol", USERS.carol);
+  const rid = raw.rid;
   const held = raw.request(""); // held
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await waitUntil(() => g.log().includes(`event=bosh.request rid=${rid} `), { what: "held" });
   g.child.signal("SIGTERM");
   assertTerminal(await held, "system-shutdown", "held request:");
   const r = await g.child.waitExit(15000);
