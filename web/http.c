@@ -773,12 +773,13 @@ int gw_http_start(struct gw_core *core, struct gw_http **out)
         flags |= MHD_USE_IPv6;
     unsigned timeout_s = (unsigned)((cfg->http_connection_timeout_ms + 999) / 1000);
     h->d = MHD_start_daemon(
-        flags, cfg->http_listen.port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->http_max_connections_per_ip,
-        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        cfg->http_connection_memory, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        flags, cfg->http_listen.port, NULL, NULL, on_access, h,
+        /* first, so that MHD logs every later complaint through us */
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        cfg->http_max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->http_connection_memory,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
         MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     if (!h->d) {
         GW_ERROR("http.listen_failed", "addr=%s:%u", cfg->http_listen.host, cfg->http_listen.port);
