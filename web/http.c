@@ -654,6 +654,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
     char line[256];
