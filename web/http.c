@@ -698,9 +698,15 @@ static void run_mhd(struct gw_http *h)
         finish_stop(h);
         return;
     }
+    unsigned before = gw_http_connections(h);
     h->in_run = true;
     MHD_run(h->d);
     h->in_run = false;
+    /* At http_max_connections MHD takes its listening socket out of its epoll set, and puts it
+     * back only at the start of a later run: after connections closed, run again so that a
+     * connection waiting in the backlog is accepted without waiting for another event. */
+    if (gw_http_connections(h) < before)
+        h->kicked = true;
     if (h->stopping && h->answering == 0) {
         finish_stop(h);
         return;
