@@ -61,6 +61,7 @@ static const struct key keys[] = {
     {"json_handover_timeout", T_DURATION, F(json_handover_timeout_ms), "3s", 100, 60000},
     {"json_csi_max_held", T_UINT, F(json_csi_max_held), "100", 1, 10000},
     {"json_auth_failures", T_UINT, F(json_auth_failures), "3", 1, 100},
+    {"json_reauth_password", T_BOOL, F(json_reauth_password), "yes", NOLIM},
     {"http_listen", T_HOSTPORT, F(http_listen), "127.0.0.1:5280", NOLIM},
     {"http_max_connections", T_UINT, F(http_max_connections), "1024", 1, 1000000},
     {"http_max_connections_per_ip", T_UINT, F(http_max_connections_per_ip), "128", 1, 1000000},

@@ -57,6 +57,7 @@ struct gw_config {
     uint64_t json_handover_timeout_ms;
     unsigned json_csi_max_held;
     unsigned json_auth_failures;
+    bool json_reauth_password; /* seal the password with the SCRAM keys (plaintext-store servers) */
     /* HTTP listener and BOSH (web/http.c, web/bosh*.c) */
     struct gw_hostport http_listen;
     unsigned http_max_connections;

@@ -100,6 +100,8 @@ static void start_sasl(struct gw_login *lg, const struct gw_xml *features)
     } else {
         rc = gw_sasl_new(names, n, lg->plain_allowed, lg->local, lg->password, gw_rand_mbedtls,
                          lg->core->rand, &lg->sasl);
+        if (rc == 0 && lg->core->cfg->json_reauth_password)
+            gw_sasl_keep_password(lg->sasl);
         gw_memzero(lg->password, strlen(lg->password));
         free(lg->password);
         lg->password = NULL;

@@ -36,7 +36,8 @@ struct gw_sasl {
     size_t hash_len;
     bool awaiting_final;
     bool succeeded;
-    bool from_secret; /* ClientKey and ServerKey given, not derived from a password */
+    bool from_secret;   /* ClientKey and ServerKey given, not derived from a password */
+    bool keep_password; /* the password stays after SCRAM, for gw_sasl_export() */
     unsigned iterations;
     unsigned char *salt;
     size_t salt_len;
@@ -101,6 +102,11 @@ int gw_sasl_new(const char *const *offered, size_t n, bool plain_allowed, const 
     s->hash_len = s->mech == M_SCRAM_SHA1 ? 20 : 32;
     *out = s;
     return 0;
+}
+
+void gw_sasl_keep_password(struct gw_sasl *s)
+{
+    s->keep_password = true;
 }
 
 const char *gw_sasl_mechanism(const struct gw_sasl *s)
@@ -234,11 +240,14 @@ int gw_sasl_step(struct gw_sasl *s, const char *b64, char **out)
     const mbedtls_md_info_t *md =
         mbedtls_md_info_from_type(s->mech == M_SCRAM_SHA1 ? MBEDTLS_MD_SHA1 : MBEDTLS_MD_SHA256);
     size_t hl = s->hash_len;
-    if (s->from_secret) {
-        /* Another salt or count means the password changed: the keys we hold are useless. */
-        if (i != s->iterations || salt_len != s->salt_len || memcmp(salt, s->salt, salt_len) != 0)
-            goto done;
-    } else {
+    bool keys_match = s->from_secret && i == s->iterations && salt_len == s->salt_len &&
+                      memcmp(salt, s->salt, salt_len) == 0;
+    /* Another salt or count means the keys we hold are useless: either the password changed,
+     * or the server stores plaintext and salts anew at every login (Prosody's internal_plain,
+     * ejabberd's "plain" format); only a kept password can still answer. */
+    if (s->from_secret && !keys_match && !s->password)
+        goto done;
+    if (!keys_match) {
         mbedtls_md_context_t ctx;
         mbedtls_md_init(&ctx);
         int err = mbedtls_md_setup(&ctx, md, 1);
@@ -247,7 +256,8 @@ int gw_sasl_step(struct gw_sasl *s, const char *b64, char **out)
                                             salt, salt_len, (unsigned)i, (uint32_t)s->hash_len,
                                             salted);
         mbedtls_md_free(&ctx);
-        wipe_password(s);
+        if (!s->keep_password)
+            wipe_password(s);
         if (err || hmac(md, salted, hl, "Client Key", 10, ckey) ||
             hmac(md, salted, hl, "Server Key", 10, skey))
             goto done;
@@ -354,6 +364,11 @@ int gw_sasl_export(const struct gw_sasl *s, struct gw_sasl_secret *out)
     out->key_len = s->hash_len;
     memcpy(out->client_key, s->ckey, s->hash_len);
     memcpy(out->server_key, s->skey, s->hash_len);
+    size_t n = s->keep_password && s->password ? strlen(s->password) : 0;
+    if (n >= sizeof out->password)
+        return GW_EINVAL;
+    memcpy(out->password, s->password ? s->password : "", n);
+    out->password_len = n;
     return 0;
 }
 
@@ -395,6 +410,10 @@ int gw_sasl_new_from_secret(const char *const *offered, size_t n, bool plain_all
         s->salt_len = secret->salt_len;
         memcpy(s->ckey, secret->client_key, hash_len);
         memcpy(s->skey, secret->server_key, hash_len);
+        if (secret->password_len > 0 && secret->password_len < sizeof secret->password) {
+            s->password = gw_strndup(secret->password, secret->password_len);
+            s->keep_password = true;
+        }
     }
     *out = s;
     return 0;
@@ -406,10 +425,11 @@ void gw_sasl_secret_wipe(struct gw_sasl_secret *secret)
 }
 
 /* "v1\n<mech>\n" then, for SCRAM, "<iterations>\n<salt>\n<ClientKey>\n<ServerKey>\n" in
- * base64, or for PLAIN "<password>\n" in base64. */
+ * base64 (and "<password>\n" in base64 when it was kept), or for PLAIN "<password>\n" in
+ * base64. */
 char *gw_sasl_secret_encode(const struct gw_sasl_secret *secret)
 {
-    char *parts[3] = {NULL, NULL, NULL};
+    char *parts[4] = {NULL, NULL, NULL, NULL};
     size_t n;
     if (strcmp(secret->mech, "PLAIN") == 0) {
         parts[0] = b64_encode((const unsigned char *)secret->password, secret->password_len);
@@ -419,14 +439,18 @@ char *gw_sasl_secret_encode(const struct gw_sasl_secret *secret)
         parts[1] = b64_encode(secret->client_key, secret->key_len);
         parts[2] = b64_encode(secret->server_key, secret->key_len);
         n = strlen(parts[0]) + strlen(parts[1]) + strlen(parts[2]) + 64;
+        if (secret->password_len > 0) {
+            parts[3] = b64_encode((const unsigned char *)secret->password, secret->password_len);
+            n += strlen(parts[3]) + 1;
+        }
     }
     char *out = gw_malloc(n);
     if (!parts[1])
         snprintf(out, n, "v1\n%s\n%s\n", secret->mech, parts[0]);
     else
-        snprintf(out, n, "v1\n%s\n%u\n%s\n%s\n%s\n", secret->mech, secret->iterations, parts[0],
-                 parts[1], parts[2]);
-    for (int i = 0; i < 3; i++) {
+        snprintf(out, n, "v1\n%s\n%u\n%s\n%s\n%s\n%s%s", secret->mech, secret->iterations, parts[0],
+                 parts[1], parts[2], parts[3] ? parts[3] : "", parts[3] ? "\n" : "");
+    for (int i = 0; i < 4; i++) {
         if (parts[i]) {
             gw_memzero(parts[i], strlen(parts[i]));
             free(parts[i]);
@@ -481,6 +505,12 @@ int gw_sasl_secret_decode(const char *text, size_t len, struct gw_sasl_secret *o
             line_b64(&p, end, out->server_key, sizeof out->server_key) != (long)want)
             goto bad;
         out->key_len = want;
+        if (p != end) { /* the kept password */
+            n = line_b64(&p, end, (unsigned char *)out->password, sizeof out->password - 1);
+            if (n <= 0 || memchr(out->password, '\0', (size_t)n))
+                goto bad;
+            out->password_len = (size_t)n;
+        }
     } else {
         goto bad;
     }

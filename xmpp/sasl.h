@@ -24,6 +24,10 @@ typedef int (*gw_sasl_rng)(void *arg, unsigned char *buf, size_t n);
  * no offered mechanism is acceptable, or GW_EINVAL for an unusable name or password. */
 int gw_sasl_new(const char *const *offered, size_t n, bool plain_allowed, const char *authcid,
                 const char *password, gw_sasl_rng rng, void *rng_arg, struct gw_sasl **out);
+/* Keeps the password past a SCRAM exchange, so that gw_sasl_export() includes it: the only way
+ * to log in again on a server that draws a new salt at every login (one that stores passwords
+ * in plaintext). Without it the password is wiped as soon as the salted password is derived. */
+void gw_sasl_keep_password(struct gw_sasl *s);
 /* The chosen mechanism's name (static). */
 const char *gw_sasl_mechanism(const struct gw_sasl *s);
 /* The initial response, base64, in *b64 (owned). Returns 0 or GW_EIO (no randomness). */
@@ -40,8 +44,10 @@ void gw_sasl_free(struct gw_sasl *s);
 
 /* What it takes to log the same user in again without the password: for SCRAM the ClientKey
  * and ServerKey (RFC 5802 §3) with the salt and iteration count they were derived under (a
- * server that later offers another salt or count has a new password: the secret no longer
- * works); for PLAIN the password itself. Callers keep it sealed (gateway/token.h) and wipe it
+ * server that later offers another salt or count has a new password, or salts anew at every
+ * login: the keys no longer work), plus the password when gw_sasl_keep_password() was asked
+ * for (password_len 0 otherwise), used only when the keys no longer match; for PLAIN the
+ * password itself. Callers keep it sealed (gateway/token.h) and wipe it
  * with gw_sasl_secret_wipe(). */
 struct gw_sasl_secret {
     char mech[16];

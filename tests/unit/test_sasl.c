@@ -133,6 +133,44 @@ int main(void)
             free(first);
             gw_sasl_free(s);
         }
+        /* With the password kept (a server that salts anew at every login), the secret carries
+         * it, and a changed salt is answered from it exactly as a fresh login would. */
+        struct gw_sasl_secret kept;
+        s = NULL;
+        gw_sasl_new(offered, 2, false, "user", "pencil", fixed_rng, NULL, &s);
+        gw_sasl_keep_password(s);
+        gw_sasl_initial_with_nonce(s, v->nonce, &first);
+        free(first);
+        gw_sasl_step(s, enc(v->server_first), &final);
+        free(final);
+        gw_sasl_success(s, enc(v->server_final));
+        CHECK(gw_sasl_export(s, &kept) == 0 && kept.password_len == 6 &&
+                  memcmp(kept.password, "pencil", 6) == 0 &&
+                  memcmp(kept.client_key, sec.client_key, sec.key_len) == 0,
+              "%s: expected the kept password beside the keys", v->mech);
+        gw_sasl_free(s);
+        text = gw_sasl_secret_encode(&kept);
+        CHECK(gw_sasl_secret_decode(text, strlen(text), &back) == 0 &&
+                  memcmp(&back, &kept, sizeof kept) == 0,
+              "%s: expected the secret with its password to decode to itself", v->mech);
+        free(text);
+        char *fresh_final = NULL;
+        s = start(v->mech, v->nonce);
+        gw_sasl_step(s, enc(other), &fresh_final);
+        gw_sasl_free(s);
+        gw_sasl_new_from_secret(offered, 2, false, "user", &kept, fixed_rng, NULL, &s);
+        gw_sasl_initial_with_nonce(s, v->nonce, &first);
+        final = NULL;
+        rc = gw_sasl_step(s, enc(other), &final);
+        CHECK(rc == 0 && fresh_final && final && strcmp(final, fresh_final) == 0,
+              "%s from keys and password, new salt: expected the fresh answer, got %d", v->mech,
+              rc);
+        free(first);
+        free(final);
+        free(fresh_final);
+        gw_sasl_free(s);
+        gw_sasl_secret_wipe(&kept);
+
         const char *only_plain[] = {"PLAIN"};
         s = NULL;
         CHECK(gw_sasl_new_from_secret(only_plain, 1, true, "user", &sec, fixed_rng, NULL, &s) ==
