@@ -46,6 +46,22 @@ struct gw_config {
     unsigned limit_sessions;
     uint64_t preauth_timeout_ms;
     uint64_t shutdown_timeout_ms;
+    /* HTTP listener and BOSH (web/http.c, web/bosh*.c) */
+    struct gw_hostport http_listen;
+    unsigned http_max_connections;
+    unsigned http_max_connections_per_ip;
+    uint64_t http_connection_timeout_ms;
+    size_t http_connection_memory;
+    size_t http_body_bytes;
+    char http_cors_origins[1024]; /* space- or comma-separated origins; empty: no CORS */
+    char bosh_path[128];
+    uint64_t bosh_max_wait_ms;
+    uint64_t bosh_inactivity_ms;
+    uint64_t bosh_max_pause_ms;
+    uint64_t bosh_polling_ms;
+    unsigned bosh_requests;
+    unsigned bosh_hold;
+    char bosh_route_allowlist[1024]; /* "xmpp:host:port" entries; empty: 'route' ignored */
     /* logging */
     enum gw_log_level log_level;
     char log_file[512];

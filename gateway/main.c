@@ -8,6 +8,9 @@
 #include "gateway/rand.h"
 #include "gateway/session.h"
 #include "gateway/store.h"
+#include "web/bosh.h"
+#include "web/demo.h"
+#include "web/http.h"
 #include "web/ws.h"
 #include "web/ws_json.h"
 #include "web/ws_xmpp.h"
@@ -26,6 +29,8 @@ struct app {
     struct gw_config cfg;
     struct gw_ws *ws;
     struct gw_ws_proto protos[2];
+    struct gw_http *http; /* BOSH, the demo page (REST, health and metrics later) */
+    struct gw_bosh *bosh;
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     bool stopping;
@@ -61,6 +66,10 @@ static void finish(struct app *a)
     GW_INFO("shutdown.finish", "sessions=%zu", gw_registry_count(a->core.reg));
     gw_ws_stop(a->ws);
     a->ws = NULL;
+    gw_bosh_stop(a->bosh); /* before the HTTP server: it answers its held requests */
+    a->bosh = NULL;
+    gw_http_stop(a->http);
+    a->http = NULL;
     close_handle((uv_handle_t *)&a->drain_timer);
     close_handle((uv_handle_t *)&a->sigterm);
     close_handle((uv_handle_t *)&a->sigint);
@@ -168,7 +177,9 @@ static int run(struct app *a)
 
     gw_ws_xmpp_proto(&a->core, &a->protos[0]);
     gw_ws_json_proto(&a->core, &a->protos[1]);
-    if (gw_ws_start(&a->core, a->protos, 2, &a->ws) != 0) {
+    if (gw_ws_start(&a->core, a->protos, 2, &a->ws) != 0 ||
+        gw_http_start(&a->core, &a->http) != 0 || gw_bosh_start(&a->core, a->http, &a->bosh) != 0 ||
+        gw_demo_start(&a->core, a->http) != 0) {
         a->exit_code = 1;
         finish(a);
     } else {

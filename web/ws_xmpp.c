@@ -9,6 +9,7 @@
 #include "gateway/log.h"
 #include "gateway/mem.h"
 #include "gateway/session.h"
+#include "web/relay.h"
 #include "xmpp/jid.h"
 #include "xmpp/stream.h"
 #include "xmpp/upstream.h"
@@ -84,40 +85,6 @@ static void end_stream(struct xws *x, const char *condition, const struct gw_xml
         GW_INFO("ws.stream_error", "session=%s condition=%s", sid(x), condition);
 }
 
-/* RFC 7395 stanzas carry xmlns='jabber:client'; a client that leaves it out means the same, so
- * unqualified elements at the top of the tree are put in jabber:client. */
-static void default_ns(struct gw_xml *el)
-{
-    if (el->ns)
-        return;
-    el->ns = gw_strdup(GW_NS_CLIENT);
-    for (struct gw_xml *c = el->children; c; c = c->next)
-        if (c->kind == GW_XML_ELEMENT)
-            default_ns(c);
-}
-
-/* Watches the upstream's answers for the bound JID so the session record can name it. */
-static void watch_bind(struct xws *x, const struct gw_xml *el)
-{
-    if (!gw_xml_is(el, GW_NS_CLIENT, "iq"))
-        return;
-    const char *type = gw_xml_attr(el, "type");
-    struct gw_xml *bind = gw_xml_child(el, GW_NS_BIND, "bind");
-    struct gw_xml *jid = bind ? gw_xml_child(bind, GW_NS_BIND, "jid") : NULL;
-    if (!type || strcmp(type, "result") != 0 || !jid)
-        return;
-    char *text = gw_xml_text(jid);
-    struct gw_jid parsed;
-    if (gw_jid_parse(text, &parsed) == 0) {
-        char *bare = gw_jid_bare(&parsed);
-        gw_session_set_jid(x->sess, bare);
-        gw_session_set_state(x->sess, GW_SESSION_BOUND);
-        free(bare);
-        gw_jid_free(&parsed);
-    }
-    free(text);
-}
-
 static void up_open(void *arg, const struct gw_xml *header)
 {
     struct xws *x = arg;
@@ -138,7 +105,7 @@ static void up_open(void *arg, const struct gw_xml *header)
 static void up_stanza(void *arg, struct gw_xml *el)
 {
     struct xws *x = arg;
-    watch_bind(x, el);
+    gw_relay_watch_bind(x->sess, el);
     int rc = send_element(x, el);
     gw_xml_free(el);
     if (rc == GW_ELIMIT) {
@@ -237,7 +204,8 @@ static void on_message(void *state, const char *data, size_t len)
     } else if (!x->opened || !x->up) {
         end_stream(x, "not-authorized", NULL, GW_WS_CLOSE_NORMAL);
     } else {
-        default_ns(el);
+        /* RFC 7395 stanzas carry xmlns='jabber:client'; leaving it out means the same. */
+        gw_relay_client_ns(el, NULL);
         int rc = gw_upstream_send(x->up, el);
         if (rc == GW_ELIMIT)
             end_stream(x, "policy-violation", NULL, GW_WS_CLOSE_NORMAL);

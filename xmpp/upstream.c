@@ -72,6 +72,7 @@ struct gw_upstream {
     struct gw_buf out;
     char *domain;
     char *lang;
+    struct gw_hostport *target; /* NULL: cfg->upstream */
 };
 
 static void on_io(uv_poll_t *h, int status, int events);
@@ -146,6 +147,7 @@ static void release(struct gw_upstream *up)
     gw_buf_free(&up->out);
     free(up->domain);
     free(up->lang);
+    free(up->target);
     free(up);
 }
 
@@ -683,7 +685,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 static void begin_connect(struct gw_upstream *up)
 {
-    const struct gw_hostport *hp = &up->core->cfg->upstream;
+    const struct gw_hostport *hp = up->target ? up->target : &up->core->cfg->upstream;
     struct sockaddr_in v4;
     struct sockaddr_in6 v6;
     memset(&v4, 0, sizeof v4);
@@ -740,6 +742,21 @@ int gw_upstream_open(struct gw_upstream *up, const char *domain, const char *lan
         return GW_EPROTO;
     gw_stream_reset(up->parser);
     return send_header(up);
+}
+
+void gw_upstream_set_target(struct gw_upstream *up, const char *host, uint16_t port)
+{
+    if (up->state != ST_IDLE)
+        return;
+    if (!up->target)
+        up->target = gw_calloc(1, sizeof *up->target);
+    snprintf(up->target->host, sizeof up->target->host, "%s", host);
+    up->target->port = port;
+}
+
+bool gw_upstream_secure(const struct gw_upstream *up)
+{
+    return up->ssl != NULL && up->tls_phase_done;
 }
 
 int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el)

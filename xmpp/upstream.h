@@ -45,6 +45,11 @@ struct gw_upstream *gw_upstream_new(struct gw_core *core, const struct gw_upstre
  * then sends a stream header with to=domain, version 1.0, and xml:lang if lang is non-NULL.
  * Returns 0 or a negative GW_E* (the connection failure itself is reported through closed()). */
 int gw_upstream_open(struct gw_upstream *up, const char *domain, const char *lang);
+/* Connects to host:port instead of the configured upstream (a BOSH 'route' that the
+ * configuration allows). Only before the first gw_upstream_open(); host is copied. */
+void gw_upstream_set_target(struct gw_upstream *up, const char *host, uint16_t port);
+/* True once the stream runs over TLS. */
+bool gw_upstream_secure(const struct gw_upstream *up);
 /* Queues an element for the server, serialized in the jabber:client default namespace.
  * Returns 0, GW_ELIMIT when the outbound queue would pass limit_queue_bytes, GW_EINVAL if the
  * element cannot be serialized, or GW_ECLOSED. */

@@ -471,6 +471,7 @@ export class Gateway {
     const g = new Gateway();
     g.n = ++env.gatewayCount;
     g.wsPort = options.ws_port ?? (await freePort());
+    g.httpPort = options.http_port ?? (await freePort());
     g.nodeId = options.node_id ?? `it-node-${g.n}-${crypto.randomBytes(3).toString("hex")}`;
     const cfg = {
       ws_listen: `127.0.0.1:${g.wsPort}`,
@@ -487,10 +488,11 @@ export class Gateway {
       shutdown_timeout: "5s",
       log_level: "debug",
       log_file: "-",
+      http_listen: `127.0.0.1:${g.httpPort}`,
     };
     if (env.redis) cfg.redis = env.redis.url;
     for (const [k, v] of Object.entries(options)) {
-      if (k === "ws_port") continue;
+      if (k === "ws_port" || k === "http_port") continue;
       if (v === undefined || v === null) delete cfg[k];
       else cfg[k] = v;
     }
@@ -511,11 +513,21 @@ export class Gateway {
     });
     env.gateways.push(g);
     await waitForPort(g.wsPort, { child: g.child });
+    await waitForPort(g.httpPort, { child: g.child });
     return g;
   }
 
   get wsUrl() {
     return `ws://127.0.0.1:${this.wsPort}/xmpp-websocket`;
+  }
+
+  /** The HTTP listener (BOSH, the demo page). */
+  get httpUrl() {
+    return `http://127.0.0.1:${this.httpPort}`;
+  }
+
+  get boshUrl() {
+    return `${this.httpUrl}${this.config.bosh_path ?? "/http-bind"}`;
   }
 
   get running() {

@@ -1,0 +1,1005 @@
+/* HTTP front end on libmicrohttpd, driven by the gateway's libuv loop.
+ *
+ * The daemon runs with MHD_USE_EPOLL and no thread: its own epoll fd is watched by one
+ * uv_poll_t, and MHD_run() is called when that fd is readable and when MHD_get_timeout() says
+ * (one uv_timer_t). MHD_ALLOW_SUSPEND_RESUME gives MHD an eventfd inside that epoll set, so a
+ * request resumed from any callback wakes the poll by itself; we also run MHD on the next loop
+ * iteration after every answer ("kick"), never re-entrantly from inside one of its callbacks.
+ *
+ * A request is one struct gw_http_req, created by the URI-log callback (which is the only place
+ * that sees the raw request target, before MHD decodes it), carried as MHD's con_cls, and freed
+ * when MHD reports the request complete. Its life: headers (route, method and size checks) →
+ * body (copied under the route's cap) → handler → answered now, or deferred: the connection is
+ * suspended after the handler returns and resumed when the owner answers or the deadline timer
+ * fires; MHD then calls the access handler once more, which queues the prepared answer. */
+#include "web/http.h"
+
+#include "gateway/err.h"
+#include "gateway/log.h"
+#include "gateway/mem.h"
+#include "gateway/metrics.h"
+#include "gateway/utf8.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define MAX_ROUTES     32
+#define MAX_HEADERS    16
+#define MAX_ORIGINS    16
+#define STOP_GRACE_MS  1000
+#define PREFLIGHT_AGE  "86400"
+#define STATUS_CLASSES 5 /* 1xx..5xx */
+
+struct route_entry {
+    struct gw_http_route r;
+    size_t len;
+    uint64_t *count[STATUS_CLASSES];
+};
+
+enum req_state {
+    RQ_HEADERS, /* first access callback not seen yet */
+    RQ_BODY,    /* reading the body */
+    RQ_HANDLED, /* the handler ran (answered, deferred or suspended) */
+};
+
+struct owned_str {
+    struct owned_str *next;
+    char s[];
+};
+
+struct gw_http_req {
+    struct gw_http *h;
+    struct MHD_Connection *conn;
+    struct gw_http_req *prev, *next; /* live requests, for stop */
+    enum req_state state;
+    enum gw_http_method method;
+    char method_name[16];
+    char *target; /* raw request target, as sent */
+    char *path;   /* canonical */
+    const char *query;
+    struct owned_str *strings; /* decoded query values handed out */
+    struct route_entry *route;
+    char ip[INET6_ADDRSTRLEN];
+    char *body;
+    size_t body_len, body_cap;
+    bool too_big;
+    /* CORS: the request's Origin, when allowed for this route */
+    bool cors_allowed;
+    char origin[256];
+    /* the answer */
+    bool answered; /* gw_http_respond() was called */
+    bool queued;   /* handed to MHD */
+    unsigned status;
+    char *content_type;
+    char *resp;
+    size_t resp_len;
+    char *hname[MAX_HEADERS], *hvalue[MAX_HEADERS];
+    unsigned nheaders;
+    /* deferral */
+    bool in_handler;
+    bool deferred;
+    bool suspended;
+    const struct gw_http_defer_ops *ops;
+    void *ops_arg;
+    uv_timer_t timer;
+    bool timer_init;
+};
+
+struct gw_http {
+    struct gw_core *core;
+    struct MHD_Daemon *d;
+    uv_poll_t poll;
+    uv_timer_t timer; /* MHD's timeouts and kicks */
+    uv_timer_t grace; /* stop: time allowed for queued answers to leave */
+    unsigned handles;
+    bool in_run, kicked, stopping, finished;
+    int quiesced_fd;
+    unsigned answering; /* answered and not yet completed */
+    struct gw_http_req *reqs;
+    struct route_entry routes[MAX_ROUTES];
+    size_t nroutes;
+    char origins[MAX_ORIGINS][256];
+    int norigins;
+    bool any_origin;
+    uint64_t *unrouted[STATUS_CLASSES];
+};
+
+static void kick(struct gw_http *h);
+
+/* ---- path canonicalisation ---- */
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int gw_http_canon_path(const char *raw, size_t rawlen, char *out, size_t outlen)
+{
+    const char *q = memchr(raw, '?', rawlen);
+    size_t n = q ? (size_t)(q - raw) : rawlen;
+    if (n == 0 || raw[0] != '/')
+        return GW_EINVAL;
+    if (outlen < n + 1)
+        return GW_ELIMIT;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)raw[i];
+        bool encoded = false;
+        if (c == '%') {
+            int hi = i + 2 < n ? hexval(raw[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval(raw[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return GW_EINVAL; /* truncated, non-hex, or the %uXXXX form */
+            c = (unsigned char)(hi << 4 | lo);
+            i += 2;
+            encoded = true;
+        }
+        if (c < 0x20 || c == 0x7f || c == '\\' || (encoded && c == '/') || c == '#')
+            return GW_EINVAL;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    /* The decoded bytes must be well-formed UTF-8 (this refuses overlong forms of '.' and '/'). */
+    for (size_t i = 0; i < o;) {
+        unsigned cp;
+        size_t len = gw_utf8_decode((const unsigned char *)out + i, o - i, &cp);
+        if (len == 0)
+            return GW_EINVAL;
+        i += len;
+    }
+    if (strstr(out, "//"))
+        return GW_EINVAL; /* an empty segment */
+    if (o > 1 && out[o - 1] == '/')
+        out[--o] = '\0';
+    /* Segments: none "." or "..". */
+    for (const char *seg = out + 1;; seg++) {
+        const char *end = strchr(seg, '/');
+        size_t len = end ? (size_t)(end - seg) : strlen(seg);
+        if ((len == 1 && seg[0] == '.') || (len == 2 && seg[0] == '.' && seg[1] == '.'))
+            return GW_EINVAL;
+        if (!end)
+            break;
+        seg = end;
+    }
+    return 0;
+}
+
+/* ---- CORS origins ---- */
+
+static bool origin_ok(const char *s, size_t n)
+{
+    const char *p;
+    if (n > 8 && strncasecmp(s, "https://", 8) == 0)
+        p = s + 8;
+    else if (n > 7 && strncasecmp(s, "http://", 7) == 0)
+        p = s + 7;
+    else
+        return false;
+    const char *end = s + n;
+    if (p == end)
+        return false;
+    for (; p < end; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == ':' || *p == '[' ||
+              *p == ']'))
+            return false;
+    return true;
+}
+
+int gw_http_parse_origins(const char *list, char origins[][256], size_t max)
+{
+    size_t count = 0;
+    const char *p = list;
+    for (;;) {
+        while (*p == ' ' || *p == ',' || *p == '\t')
+            p++;
+        if (!*p)
+            break;
+        const char *start = p;
+        while (*p && *p != ' ' && *p != ',' && *p != '\t')
+            p++;
+        size_t n = (size_t)(p - start);
+        bool star = n == 1 && *start == '*';
+        if (count >= max || n >= 256 || (!star && !origin_ok(start, n)))
+            return GW_EINVAL;
+        memcpy(origins[count], start, n);
+        origins[count][n] = '\0';
+        count++;
+    }
+    return (int)count;
+}
+
+static bool origin_allowed(const struct gw_http *h, const char *origin)
+{
+    if (h->any_origin)
+        return true;
+    for (int i = 0; i < h->norigins; i++)
+        if (strcasecmp(h->origins[i], origin) == 0)
+            return true;
+    return false;
+}
+
+/* ---- routes ---- */
+
+static struct route_entry *route_find(struct gw_http *h, const char *path)
+{
+    struct route_entry *best = NULL;
+    size_t plen = strlen(path);
+    for (size_t i = 0; i < h->nroutes; i++) {
+        struct route_entry *e = &h->routes[i];
+        if (!e->r.prefix) {
+            if (strcmp(e->r.path, path) == 0)
+                return e;
+            continue;
+        }
+        bool match = plen >= e->len && memcmp(path, e->r.path, e->len) == 0 &&
+                     (plen == e->len || path[e->len] == '/' || e->len == 1);
+        if (match && (!best || e->len > best->len))
+            best = e;
+    }
+    return best;
+}
+
+static void register_counts(struct gw_http *h, const char *name, uint64_t **slots)
+{
+    static const char *const classes[STATUS_CLASSES] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (int i = 0; i < STATUS_CLASSES; i++) {
+        char labels[96];
+        snprintf(labels, sizeof labels, "route=\"%s\",code=\"%s\"", name, classes[i]);
+        slots[i] = gw_metrics_counter(h->core->metrics, "mxgw_http_requests_total",
+                                      "HTTP requests answered, by route and status class", labels);
+    }
+}
+
+int gw_http_route_add(struct gw_http *h, const struct gw_http_route *route)
+{
+    char canon[512];
+    if (!route->path || !route->handler || !route->name ||
+        gw_http_canon_path(route->path, strlen(route->path), canon, sizeof canon) != 0 ||
+        strcmp(canon, route->path) != 0)
+        return GW_EINVAL;
+    if (h->nroutes >= MAX_ROUTES)
+        return GW_ELIMIT;
+    for (size_t i = 0; i < h->nroutes; i++)
+        if (h->routes[i].r.prefix == route->prefix && strcmp(h->routes[i].r.path, route->path) == 0)
+            return GW_EEXIST;
+    struct route_entry *e = &h->routes[h->nroutes++];
+    memset(e, 0, sizeof *e);
+    e->r = *route;
+    e->len = strlen(route->path);
+    register_counts(h, route->name, e->count);
+    return 0;
+}
+
+/* ---- requests ---- */
+
+static const struct {
+    const char *name;
+    enum gw_http_method m;
+} methods[] = {
+    {"GET", GW_HTTP_GET},         {"HEAD", GW_HTTP_HEAD},     {"POST", GW_HTTP_POST},
+    {"PUT", GW_HTTP_PUT},         {"DELETE", GW_HTTP_DELETE}, {"PATCH", GW_HTTP_PATCH},
+    {"OPTIONS", GW_HTTP_OPTIONS},
+};
+
+static void allow_list(unsigned set, char *buf, size_t n)
+{
+    buf[0] = '\0';
+    if (set & GW_HTTP_GET)
+        set |= GW_HTTP_HEAD;
+    set |= GW_HTTP_OPTIONS;
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        if (!(set & methods[i].m))
+            continue;
+        size_t len = strlen(buf);
+        snprintf(buf + len, n - len, "%s%s", len ? ", " : "", methods[i].name);
+    }
+}
+
+enum gw_http_method gw_http_req_method(const struct gw_http_req *req)
+{
+    return req->method;
+}
+
+const char *gw_http_req_method_name(const struct gw_http_req *req)
+{
+    return req->method_name;
+}
+
+const char *gw_http_req_path(const struct gw_http_req *req)
+{
+    return req->path;
+}
+
+const char *gw_http_req_header(const struct gw_http_req *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *gw_http_req_body(const struct gw_http_req *req, size_t *len)
+{
+    *len = req->body_len;
+    return req->body ? req->body : "";
+}
+
+const char *gw_http_req_ip(const struct gw_http_req *req)
+{
+    return req->ip;
+}
+
+const struct gw_http_route *gw_http_req_route(const struct gw_http_req *req)
+{
+    return req->route ? &req->route->r : NULL;
+}
+
+/* Decodes a query component (%XX and '+') into out (size ≥ n + 1); 0 or GW_EINVAL. */
+static int query_decode(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%') {
+            if (i + 2 >= n)
+                return GW_EINVAL;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return GW_EINVAL;
+            c = (unsigned char)(hi << 4 | lo);
+            i += 2;
+        }
+        if (c == 0)
+            return GW_EINVAL;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    for (size_t i = 0; i < o;) {
+        unsigned cp;
+        size_t len = gw_utf8_decode((const unsigned char *)out + i, o - i, &cp);
+        if (len == 0)
+            return GW_EINVAL;
+        i += len;
+    }
+    return 0;
+}
+
+const char *gw_http_req_query(struct gw_http_req *req, const char *name)
+{
+    if (!req->query)
+        return NULL;
+    size_t want = strlen(name);
+    for (const char *p = req->query; *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t klen = eq ? (size_t)(eq - p) : len;
+        struct owned_str *key = gw_malloc(sizeof *key + klen + 1);
+        bool match = query_decode(p, klen, key->s) == 0 && strlen(key->s) == want &&
+                     memcmp(key->s, name, want) == 0;
+        free(key);
+        if (match) {
+            const char *v = eq ? eq + 1 : p + len;
+            size_t vlen = (size_t)(p + len - v);
+            struct owned_str *val = gw_malloc(sizeof *val + vlen + 1);
+            if (query_decode(v, vlen, val->s) != 0) {
+                free(val);
+                return NULL;
+            }
+            val->next = req->strings;
+            req->strings = val;
+            return val->s;
+        }
+        if (!amp)
+            break;
+        p = amp + 1;
+    }
+    return NULL;
+}
+
+/* ---- answering ---- */
+
+static bool header_text_ok(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+int gw_http_add_header(struct gw_http_req *req, const char *name, const char *value)
+{
+    if (req->answered)
+        return GW_EINVAL;
+    if (!*name || !header_text_ok(name) || !header_text_ok(value) || strchr(name, ':'))
+        return GW_EINVAL;
+    if (req->nheaders >= MAX_HEADERS)
+        return GW_ELIMIT;
+    req->hname[req->nheaders] = gw_strdup(name);
+    req->hvalue[req->nheaders] = gw_strdup(value);
+    req->nheaders++;
+    return 0;
+}
+
+static bool has_header(const struct gw_http_req *req, const char *name)
+{
+    for (unsigned i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->hname[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Hands the prepared answer to MHD; only from inside an access callback of this request. */
+static enum MHD_Result queue_answer(struct gw_http_req *req)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(req->resp_len, req->resp, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    if (req->content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, req->content_type);
+    for (unsigned i = 0; i < req->nheaders; i++)
+        MHD_add_response_header(r, req->hname[i], req->hvalue[i]);
+    if (!has_header(req, "Cache-Control"))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (req->cors_allowed) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN,
+                                req->h->any_origin ? "*" : req->origin);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
+    }
+    enum MHD_Result rc = MHD_queue_response(req->conn, req->status, r);
+    MHD_destroy_response(r);
+    req->queued = true;
+    unsigned cls = req->status / 100;
+    uint64_t **slots = req->route ? req->route->count : req->h->unrouted;
+    if (cls >= 1 && cls <= STATUS_CLASSES)
+        (*slots[cls - 1])++;
+    GW_DEBUG("http.answer", "ip=%s method=%s route=%s status=%u bytes=%zu", req->ip,
+             req->method_name, req->route ? req->route->r.name : "-", req->status, req->resp_len);
+    return rc;
+}
+
+static void stop_timer(struct gw_http_req *req)
+{
+    if (req->timer_init)
+        uv_timer_stop(&req->timer);
+}
+
+void gw_http_respond(struct gw_http_req *req, unsigned status, const char *content_type,
+                     const void *body, size_t len)
+{
+    if (req->answered)
+        return;
+    req->answered = true;
+    req->h->answering++;
+    req->status = status;
+    req->content_type = content_type ? gw_strdup(content_type) : NULL;
+    if (len) {
+        req->resp = gw_malloc(len);
+        memcpy(req->resp, body, len);
+    }
+    req->resp_len = len;
+    stop_timer(req);
+    if (req->suspended) {
+        req->suspended = false;
+        MHD_resume_connection(req->conn);
+        kick(req->h);
+    }
+}
+
+void gw_http_respond_text(struct gw_http_req *req, unsigned status, const char *text)
+{
+    char line[256];
+    int n = snprintf(line, sizeof line, "%s\n", text);
+    gw_http_respond(req, status, "text/plain; charset=utf-8", line,
+                    n > 0 && (size_t)n < sizeof line ? (size_t)n : strlen(line));
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct gw_http_req *req = t->data;
+    if (req->answered)
+        return;
+    if (req->ops && req->ops->expired)
+        req->ops->expired(req->ops_arg, req);
+    if (!req->answered)
+        gw_http_respond_text(req, MHD_HTTP_SERVICE_UNAVAILABLE, "no answer in time");
+}
+
+void gw_http_defer(struct gw_http_req *req, uint64_t timeout_ms,
+                   const struct gw_http_defer_ops *ops, void *arg)
+{
+    if (!req->in_handler || req->answered || req->deferred)
+        return;
+    req->deferred = true;
+    req->ops = ops;
+    req->ops_arg = arg;
+    uv_timer_init(req->h->core->loop, &req->timer);
+    req->timer.data = req;
+    req->timer_init = true;
+    uv_timer_start(&req->timer, on_deadline, timeout_ms, 0);
+}
+
+/* ---- MHD callbacks ---- */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    struct gw_http *h = cls;
+    struct gw_http_req *req = gw_calloc(1, sizeof *req);
+    req->h = h;
+    req->conn = conn;
+    req->target = gw_strdup(uri ? uri : "");
+    req->next = h->reqs;
+    if (h->reqs)
+        h->reqs->prev = req;
+    h->reqs = req;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->ip, sizeof req->ip);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, req->ip, sizeof req->ip);
+    else
+        snprintf(req->ip, sizeof req->ip, "unknown");
+    return req;
+}
+
+static void free_req_mem(struct gw_http_req *req)
+{
+    while (req->strings) {
+        struct owned_str *s = req->strings;
+        req->strings = s->next;
+        free(s);
+    }
+    for (unsigned i = 0; i < req->nheaders; i++) {
+        free(req->hname[i]);
+        free(req->hvalue[i]);
+    }
+    free(req->target);
+    free(req->path);
+    free(req->body);
+    free(req->content_type);
+    free(req->resp);
+    free(req);
+}
+
+static void on_req_timer_closed(uv_handle_t *hd)
+{
+    free_req_mem(hd->data);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct gw_http *h = cls;
+    (void)conn;
+    struct gw_http_req *req = *con_cls;
+    *con_cls = NULL;
+    if (!req)
+        return;
+    if (req->deferred && !req->answered && req->ops && req->ops->gone)
+        req->ops->gone(req->ops_arg, req);
+    if (req->answered)
+        h->answering--;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        GW_DEBUG("http.incomplete", "ip=%s code=%d", req->ip, (int)toe);
+    if (req->prev)
+        req->prev->next = req->next;
+    else
+        h->reqs = req->next;
+    if (req->next)
+        req->next->prev = req->prev;
+    if (req->timer_init) {
+        uv_timer_stop(&req->timer);
+        uv_close((uv_handle_t *)&req->timer, on_req_timer_closed);
+    } else {
+        free_req_mem(req);
+    }
+    if (h->stopping && h->answering == 0)
+        kick(h);
+}
+
+/* Prepares a layer-made answer (errors, preflights) in the same form as a handler's. */
+static void answer_now(struct gw_http_req *req, unsigned status, const char *text)
+{
+    gw_http_respond_text(req, status, text);
+}
+
+static bool media_type_ok(const struct gw_http_req *req)
+{
+    const char *const *types = req->route->r.media_types;
+    if (!types)
+        return true;
+    const char *ct = gw_http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strcspn(ct, "; \t");
+    for (; *types; types++)
+        if (strlen(*types) == n && strncasecmp(*types, ct, n) == 0)
+            return true;
+    return false;
+}
+
+static void preflight(struct gw_http_req *req)
+{
+    const struct gw_http_route *r = &req->route->r;
+    char allow[96];
+    allow_list(r->methods, allow, sizeof allow);
+    const char *origin = gw_http_req_header(req, "Origin");
+    if (origin && r->cors) {
+        if (!req->cors_allowed) {
+            answer_now(req, MHD_HTTP_FORBIDDEN, "origin not allowed");
+            return;
+        }
+        gw_http_add_header(req, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_METHODS, allow);
+        gw_http_add_header(req, "Access-Control-Allow-Headers",
+                           r->cors_headers ? r->cors_headers : "Content-Type");
+        gw_http_add_header(req, "Access-Control-Max-Age", PREFLIGHT_AGE);
+    }
+    gw_http_add_header(req, MHD_HTTP_HEADER_ALLOW, allow);
+    gw_http_respond(req, MHD_HTTP_NO_CONTENT, NULL, NULL, 0);
+}
+
+/* First callback: the headers are in. Routes and checks what can be checked before the body. */
+static void begin(struct gw_http_req *req, const char *method)
+{
+    struct gw_http *h = req->h;
+    snprintf(req->method_name, sizeof req->method_name, "%s", method);
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (strcmp(method, methods[i].name) == 0)
+            req->method = methods[i].m;
+    size_t n = strlen(req->target);
+    req->path = gw_malloc(n + 1);
+    if (gw_http_canon_path(req->target, n, req->path, n + 1) != 0) {
+        GW_INFO("http.bad_path", "ip=%s", req->ip);
+        answer_now(req, MHD_HTTP_BAD_REQUEST, "malformed path");
+        return;
+    }
+    const char *q = strchr(req->target, '?');
+    req->query = q ? q + 1 : NULL;
+    req->route = route_find(h, req->path);
+    if (!req->route) {
+        answer_now(req, MHD_HTTP_NOT_FOUND, "not found");
+        return;
+    }
+    const struct gw_http_route *r = &req->route->r;
+    const char *origin = gw_http_req_header(req, "Origin");
+    if (r->cors && origin && strlen(origin) < sizeof req->origin && origin_allowed(h, origin)) {
+        req->cors_allowed = true;
+        snprintf(req->origin, sizeof req->origin, "%s", origin);
+    }
+    if (req->method == GW_HTTP_OPTIONS) {
+        preflight(req);
+        return;
+    }
+    unsigned allowed = r->methods | ((r->methods & GW_HTTP_GET) ? GW_HTTP_HEAD : 0);
+    if (!(req->method & allowed)) {
+        char allow[96];
+        allow_list(r->methods, allow, sizeof allow);
+        gw_http_add_header(req, MHD_HTTP_HEADER_ALLOW, allow);
+        answer_now(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+        return;
+    }
+    size_t cap = r->max_body ? r->max_body : h->core->cfg->http_body_bytes;
+    const char *cl = gw_http_req_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        unsigned long long v = strtoull(cl, &end, 10);
+        if (*end == '\0' && v > cap) {
+            GW_INFO("http.too_big", "ip=%s route=%s length=%llu cap=%zu", req->ip, r->name, v, cap);
+            answer_now(req, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+            return;
+        }
+    }
+    req->state = RQ_BODY;
+}
+
+static void take_body(struct gw_http_req *req, const char *data, size_t n)
+{
+    const struct gw_http_route *r = &req->route->r;
+    size_t cap = r->max_body ? r->max_body : req->h->core->cfg->http_body_bytes;
+    if (req->too_big || req->body_len + n > cap) {
+        req->too_big = true;
+        return;
+    }
+    if (req->body_len + n > req->body_cap) {
+        size_t c = req->body_cap ? req->body_cap : 1024;
+        while (c < req->body_len + n)
+            c *= 2;
+        if (c > cap)
+            c = cap;
+        req->body = gw_realloc(req->body, c);
+        req->body_cap = c;
+    }
+    memcpy(req->body + req->body_len, data, n);
+    req->body_len += n;
+}
+
+static void dispatch(struct gw_http_req *req)
+{
+    if (req->too_big) {
+        GW_INFO("http.too_big", "ip=%s route=%s", req->ip, req->route->r.name);
+        answer_now(req, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large");
+        return;
+    }
+    if (req->body_len > 0 && !media_type_ok(req)) {
+        answer_now(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported media type");
+        return;
+    }
+    if (req->h->stopping) {
+        answer_now(req, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+        return;
+    }
+    req->in_handler = true;
+    req->route->r.handler(req->route->r.arg, req);
+    req->in_handler = false;
+    if (!req->answered && !req->deferred) {
+        GW_ERROR("http.no_answer", "route=%s", req->route->r.name);
+        answer_now(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error");
+    }
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    struct gw_http *h = cls;
+    (void)url;
+    (void)version;
+    struct gw_http_req *req = *con_cls;
+    if (!req) /* MHD always calls the URI logger first; this is only a guard */
+        req = *con_cls = on_uri(h, "", conn);
+    if (req->state == RQ_HEADERS) {
+        begin(req, method);
+        return req->answered ? queue_answer(req) : MHD_YES;
+    }
+    if (req->state == RQ_BODY && *upload_data_size > 0) {
+        take_body(req, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    *upload_data_size = 0;
+    if (req->state == RQ_BODY) {
+        req->state = RQ_HANDLED;
+        dispatch(req);
+    }
+    if (req->queued)
+        return MHD_YES;
+    if (req->answered)
+        return queue_answer(req);
+    /* Deferred: nothing to say yet. MHD calls us again once the owner resumes us. */
+    req->suspended = true;
+    MHD_suspend_connection(conn);
+    return MHD_YES;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[256];
+    vsnprintf(line, sizeof line, fmt, ap);
+    line[strcspn(line, "\r\n")] = '\0';
+    char q[300];
+    GW_DEBUG("http.mhd", "detail=%s", gw_log_quote(q, sizeof q, line));
+}
+
+/* ---- driving MHD from the loop ---- */
+
+static void run_mhd(struct gw_http *h);
+
+static void on_timer(uv_timer_t *t)
+{
+    run_mhd(t->data);
+}
+
+static void arm(struct gw_http *h)
+{
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (h->kicked) {
+        h->kicked = false;
+        uv_timer_start(&h->timer, on_timer, 0, 0);
+    } else if (MHD_get_timeout(h->d, &ms) == MHD_YES) {
+        uv_timer_start(&h->timer, on_timer, ms, 0);
+    } else {
+        uv_timer_stop(&h->timer);
+    }
+}
+
+static void finish_stop(struct gw_http *h);
+
+static void run_mhd(struct gw_http *h)
+{
+    if (h->finished)
+        return;
+    if (h->stopping && h->answering == 0) {
+        finish_stop(h);
+        return;
+    }
+    h->in_run = true;
+    MHD_run(h->d);
+    h->in_run = false;
+    if (h->stopping && h->answering == 0) {
+        finish_stop(h);
+        return;
+    }
+    arm(h);
+}
+
+/* Runs MHD on the next loop iteration: never from inside one of its own callbacks. */
+static void kick(struct gw_http *h)
+{
+    if (h->finished)
+        return;
+    if (h->in_run)
+        h->kicked = true;
+    else
+        uv_timer_start(&h->timer, on_timer, 0, 0);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    run_mhd(p->data);
+}
+
+static double connections_metric(void *arg)
+{
+    return (double)gw_http_connections(arg);
+}
+
+static int listen_addr(const struct gw_hostport *hp, struct sockaddr_storage *ss)
+{
+    char port[8];
+    snprintf(port, sizeof port, "%u", hp->port);
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    /* Runs before the loop starts: a blocking lookup is acceptable here and only here. */
+    if (getaddrinfo(hp->host, port, &hints, &res) != 0 || !res)
+        return GW_EINVAL;
+    memset(ss, 0, sizeof *ss);
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+int gw_http_start(struct gw_core *core, struct gw_http **out)
+{
+    const struct gw_config *cfg = core->cfg;
+    struct gw_http *h = gw_calloc(1, sizeof *h);
+    h->core = core;
+    h->quiesced_fd = -1;
+    h->norigins = gw_http_parse_origins(cfg->http_cors_origins, h->origins, MAX_ORIGINS);
+    if (h->norigins < 0) {
+        GW_ERROR("http.bad_config", "key=http_cors_origins detail=\"expected origins such as "
+                                    "https://app.example or *\"");
+        free(h);
+        return GW_ECONFIG;
+    }
+    for (int i = 0; i < h->norigins; i++)
+        if (strcmp(h->origins[i], "*") == 0)
+            h->any_origin = true;
+    struct sockaddr_storage ss;
+    if (listen_addr(&cfg->http_listen, &ss) != 0) {
+        GW_ERROR("http.listen_failed", "addr=%s:%u detail=\"cannot resolve\"",
+                 cfg->http_listen.host, cfg->http_listen.port);
+        free(h);
+        return GW_EIO;
+    }
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    unsigned timeout_s = (unsigned)((cfg->http_connection_timeout_ms + 999) / 1000);
+    h->d = MHD_start_daemon(
+        flags, cfg->http_listen.port, NULL, NULL, on_access, h, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->http_max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        cfg->http_connection_memory, MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+    if (!h->d) {
+        GW_ERROR("http.listen_failed", "addr=%s:%u", cfg->http_listen.host, cfg->http_listen.port);
+        free(h);
+        return GW_EIO;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+    uv_poll_init(core->loop, &h->poll, info->epoll_fd);
+    h->poll.data = h;
+    uv_poll_start(&h->poll, UV_READABLE, on_poll);
+    uv_timer_init(core->loop, &h->timer);
+    h->timer.data = h;
+    uv_timer_init(core->loop, &h->grace);
+    h->grace.data = h;
+    h->handles = 3;
+    register_counts(h, "none", h->unrouted);
+    gw_metrics_gauge_fn(core->metrics, "mxgw_http_connections", "HTTP connections open", NULL,
+                        connections_metric, h);
+    arm(h);
+    GW_INFO("http.listen", "addr=%s:%u timeout=%us max_connections=%u per_ip=%u",
+            cfg->http_listen.host, cfg->http_listen.port, timeout_s, cfg->http_max_connections,
+            cfg->http_max_connections_per_ip);
+    *out = h;
+    return 0;
+}
+
+unsigned gw_http_connections(const struct gw_http *h)
+{
+    if (!h || !h->d || h->finished)
+        return 0;
+    const union MHD_DaemonInfo *info =
+        MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    return info ? info->num_connections : 0;
+}
+
+/* ---- stopping ---- */
+
+static void on_handle_closed(uv_handle_t *hd)
+{
+    struct gw_http *h = hd->data;
+    if (--h->handles == 0)
+        free(h);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+    struct gw_http *h = t->data;
+    GW_INFO("http.stop_grace", "answering=%u", h->answering);
+    finish_stop(h);
+}
+
+static void finish_stop(struct gw_http *h)
+{
+    if (h->finished)
+        return;
+    h->finished = true;
+    uv_poll_stop(&h->poll);
+    uv_timer_stop(&h->timer);
+    uv_timer_stop(&h->grace);
+    MHD_stop_daemon(h->d); /* completes every remaining request (on_completed) */
+    h->d = NULL;
+    if (h->quiesced_fd >= 0)
+        close(h->quiesced_fd);
+    uv_close((uv_handle_t *)&h->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&h->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&h->grace, on_handle_closed);
+    GW_INFO("http.stopped", "%s", "");
+}
+
+void gw_http_stop(struct gw_http *h)
+{
+    if (!h || h->stopping)
+        return;
+    h->stopping = true;
+    MHD_socket fd = MHD_quiesce_daemon(h->d);
+    h->quiesced_fd = fd == MHD_INVALID_SOCKET ? -1 : fd;
+    for (struct gw_http_req *req = h->reqs; req; req = req->next) {
+        if (!req->deferred || req->answered)
+            continue;
+        if (req->ops && req->ops->gone)
+            req->ops->gone(req->ops_arg, req);
+        req->ops = NULL;
+        gw_http_respond_text(req, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+    }
+    uv_timer_start(&h->grace, on_grace, STOP_GRACE_MS, 0);
+    kick(h);
+}

@@ -1,0 +1,19 @@
+/* What the XML relays (RFC 7395 in ws_xmpp.c, BOSH in bosh*.c) share: putting client payloads
+ * in the jabber:client namespace and noticing the JID the server bound. */
+#ifndef GW_RELAY_H
+#define GW_RELAY_H
+
+#include "gateway/session.h"
+#include "xmpp/xml.h"
+
+/* Puts el, and the descendants that inherited its namespace, in jabber:client when that
+ * namespace is inherited (NULL: an RFC 7395 frame that left xmlns out; or the BOSH wrapper's
+ * namespace, which unqualified payloads of a <body/> inherit). Elements in other namespaces
+ * and their subtrees are left alone. */
+void gw_relay_client_ns(struct gw_xml *el, const char *inherited);
+
+/* Watches an upstream element for the result of resource binding and records the bare JID
+ * and the bound state on the session. */
+void gw_relay_watch_bind(struct gw_session *sess, const struct gw_xml *el);
+
+#endif
