@@ -314,9 +314,8 @@ int gw_store_unsubscribe(struct gw_store *st, const char *channel)
 
 /* ---- Sorted sets, hash counters and capped sets (store.h's last block) ---- */
 
-int gw_store_zadd(struct gw_store *st, const char *key, struct gw_store_str member,
-                  long long score, enum gw_store_zadd_mode mode, size_t max_card, gw_store_cb cb,
-                  void *arg)
+int gw_store_zadd(struct gw_store *st, const char *key, struct gw_store_str member, long long score,
+                  enum gw_store_zadd_mode mode, size_t max_card, gw_store_cb cb, void *arg)
 {
     struct store_cmd c = {.op = OP_ZADD,
                           .key = key,
@@ -376,8 +375,9 @@ int gw_store_hincrby(struct gw_store *st, const char *key, struct gw_store_str f
     return submit(st, &c, cb, arg);
 }
 
-int gw_store_htake(struct gw_store *st, const char *key, size_t n, const struct gw_store_str *fields,
-                   const struct gw_store_str *values, gw_store_cb cb, void *arg)
+int gw_store_htake(struct gw_store *st, const char *key, size_t n,
+                   const struct gw_store_str *fields, const struct gw_store_str *values,
+                   gw_store_cb cb, void *arg)
 {
     if (n == 0)
         return GW_EINVAL;

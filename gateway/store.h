@@ -106,9 +106,8 @@ enum gw_store_zadd_mode {
 /* Sets member's score per mode. max_card > 0 bounds the set: adding a new member to a set that
  * already holds max_card fails with GW_ELIMIT and changes nothing. integer = 1 when the score
  * was written, 0 when the mode left it alone. */
-int gw_store_zadd(struct gw_store *st, const char *key, struct gw_store_str member,
-                  long long score, enum gw_store_zadd_mode mode, size_t max_card, gw_store_cb cb,
-                  void *arg);
+int gw_store_zadd(struct gw_store *st, const char *key, struct gw_store_str member, long long score,
+                  enum gw_store_zadd_mode mode, size_t max_card, gw_store_cb cb, void *arg);
 /* Removes member; integer = number removed. */
 int gw_store_zrem(struct gw_store *st, const char *key, struct gw_store_str member, gw_store_cb cb,
                   void *arg);
@@ -130,8 +129,9 @@ int gw_store_hincrby(struct gw_store *st, const char *key, struct gw_store_str f
                      uint64_t ttl_ms, gw_store_cb cb, void *arg);
 /* Returns the hash as it was (items as hgetall) and sets n fields in the same atomic step. A
  * missing key stays missing (empty reply): nothing is created. */
-int gw_store_htake(struct gw_store *st, const char *key, size_t n, const struct gw_store_str *fields,
-                   const struct gw_store_str *values, gw_store_cb cb, void *arg);
+int gw_store_htake(struct gw_store *st, const char *key, size_t n,
+                   const struct gw_store_str *fields, const struct gw_store_str *values,
+                   gw_store_cb cb, void *arg);
 /* Adds member unless the set already holds max members (GW_ELIMIT, nothing added; re-adding a
  * member is always fine). ttl_ms > 0 refreshes the TTL. integer = 1 if added, 0 if present. */
 int gw_store_sadd_capped(struct gw_store *st, const char *key, struct gw_store_str member,

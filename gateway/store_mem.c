@@ -30,7 +30,7 @@ struct mval {
     struct blob *s;     /* V_STR */
     struct gw_map *map; /* V_HASH: field -> blob; V_SET: member -> non-NULL */
     struct blob **items;
-    size_t nitems, cap;   /* V_LIST */
+    size_t nitems, cap;    /* V_LIST */
     struct mem_zset *zset; /* V_ZSET (the block at the end of the file) */
 };
 
@@ -736,8 +736,7 @@ static int op_htake(struct mem_store *m, const struct store_cmd *c, gw_store_cb 
     return 0;
 }
 
-static int op_sadd_capped(struct mem_store *m, const struct store_cmd *c, gw_store_cb cb,
-                          void *arg)
+static int op_sadd_capped(struct mem_store *m, const struct store_cmd *c, gw_store_cb cb, void *arg)
 {
     struct mval *v = obtain(m, c->key, V_SET);
     if (!v)

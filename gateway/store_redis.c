@@ -688,10 +688,9 @@ static const char ZADD_CAPPED[] =
     "if ARGV[3] == 'nx' then return 0 end "
     "if ARGV[3] == 'lt' and tonumber(ARGV[2]) >= tonumber(cur) then return 0 end "
     "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) return 1";
-static const char ZREM_IF[] =
-    "local cur = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
-    "if cur and tonumber(cur) == tonumber(ARGV[2]) then "
-    "  return redis.call('ZREM', KEYS[1], ARGV[1]) end return 0";
+static const char ZREM_IF[] = "local cur = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
+                              "if cur and tonumber(cur) == tonumber(ARGV[2]) then "
+                              "  return redis.call('ZREM', KEYS[1], ARGV[1]) end return 0";
 static const char ZCLAIM[] =
     "local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2]) "
     "for i = 1, #m do redis.call('ZADD', KEYS[1], ARGV[3], m[i]) end "

@@ -267,8 +267,7 @@ static void two_claimers(const char *url)
     for (int i = 0; i < 100; i++) {
         char mem[16];
         snprintf(mem, sizeof mem, "c%02d", i);
-        RUN(gw_store_zadd(a, "tp:shared", gw_store_cstr(mem), i, GW_ZADD_SET, 0, on_result,
-                          &res));
+        RUN(gw_store_zadd(a, "tp:shared", gw_store_cstr(mem), i, GW_ZADD_SET, 0, on_result, &res));
     }
     struct result ra, rb;
     int seen[100] = {0}, total = 0;
