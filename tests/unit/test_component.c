@@ -98,11 +98,6 @@ static void srv_drop(void)
     }
 }
 
-static void srv_clear(void)
-{
-    srv_clear();
-}
-
 static void tick(uv_timer_t *t)
 {
     (void)t;
