@@ -311,3 +311,84 @@ int gw_store_unsubscribe(struct gw_store *st, const char *channel)
         st->be->unsubscribe(st, channel);
     return 0;
 }
+
+/* ---- Sorted sets, hash counters and capped sets (store.h's last block) ---- */
+
+int gw_store_zadd(struct gw_store *st, const char *key, struct gw_store_str member, long long score,
+                  enum gw_store_zadd_mode mode, size_t max_card, gw_store_cb cb, void *arg)
+{
+    struct store_cmd c = {.op = OP_ZADD,
+                          .key = key,
+                          .values = &member,
+                          .score = score,
+                          .mode = (int)mode,
+                          .count = max_card};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_zrem(struct gw_store *st, const char *key, struct gw_store_str member, gw_store_cb cb,
+                  void *arg)
+{
+    struct store_cmd c = {.op = OP_ZREM, .key = key, .values = &member};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_zrem_if(struct gw_store *st, const char *key, struct gw_store_str member,
+                     long long score, gw_store_cb cb, void *arg)
+{
+    struct store_cmd c = {.op = OP_ZREM_IF, .key = key, .values = &member, .score = score};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_zclaim(struct gw_store *st, const char *key, long long max_score, size_t limit,
+                    long long lease_score, gw_store_cb cb, void *arg)
+{
+    if (limit == 0)
+        return GW_EINVAL;
+    struct store_cmd c = {
+        .op = OP_ZCLAIM, .key = key, .score = max_score, .score2 = lease_score, .count = limit};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_hincrby(struct gw_store *st, const char *key, struct gw_store_str field, long long by,
+                     size_t n, const struct gw_store_str *fields, const struct gw_store_str *values,
+                     uint64_t ttl_ms, gw_store_cb cb, void *arg)
+{
+    /* One array with the counted field first, as store_impl.h describes. */
+    enum { MAX_SET = 16 };
+    struct gw_store_str f[MAX_SET + 1], v[MAX_SET + 1];
+    if (n > MAX_SET)
+        return GW_EINVAL;
+    f[0] = field;
+    v[0] = field;
+    for (size_t i = 0; i < n; i++) {
+        f[i + 1] = fields[i];
+        v[i + 1] = values[i];
+    }
+    struct store_cmd c = {.op = OP_HINCRBY,
+                          .key = key,
+                          .n = n + 1,
+                          .fields = f,
+                          .values = v,
+                          .score = by,
+                          .ttl_ms = ttl_ms};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_htake(struct gw_store *st, const char *key, size_t n,
+                   const struct gw_store_str *fields, const struct gw_store_str *values,
+                   gw_store_cb cb, void *arg)
+{
+    if (n == 0)
+        return GW_EINVAL;
+    struct store_cmd c = {.op = OP_HTAKE, .key = key, .n = n, .fields = fields, .values = values};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_sadd_capped(struct gw_store *st, const char *key, struct gw_store_str member,
+                         size_t max, uint64_t ttl_ms, gw_store_cb cb, void *arg)
+{
+    struct store_cmd c = {
+        .op = OP_SADD_CAPPED, .key = key, .values = &member, .count = max, .ttl_ms = ttl_ms};
+    return submit(st, &c, cb, arg);
+}
