@@ -4,6 +4,7 @@
 
 #include "gateway/err.h"
 #include "gateway/mem.h"
+#include "gateway/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,11 +162,54 @@ const char *gw_store_backend(const struct gw_store *st)
     return st->be->name;
 }
 
+void gw_store_set_metrics(struct gw_store *st, struct gw_metrics *m)
+{
+    static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                    0.05,   0.1,   0.25,   0.5,   1,    2.5};
+    st->m_seconds = gw_metrics_histogram(m, "mxgw_store_command_seconds",
+                                         "Time from sending a store command to its completion",
+                                         NULL, bounds, sizeof bounds / sizeof bounds[0]);
+    static const char *const kinds[] = {"error=\"timeout\"", "error=\"unavailable\"",
+                                        "error=\"other\""};
+    for (int i = 0; i < 3; i++)
+        st->m_errors[i] = gw_metrics_counter(m, "mxgw_store_errors_total",
+                                             "Store commands that failed, by kind", kinds[i]);
+}
+
+/* A timed command: the caller's completion, wrapped. */
+struct timed {
+    struct gw_store *st;
+    gw_store_cb cb;
+    void *arg;
+    uint64_t start_ns;
+};
+
+static void timed_done(void *arg, int err, const struct gw_store_reply *reply)
+{
+    struct timed *t = arg;
+    struct gw_store *st = t->st;
+    gw_histogram_observe(st->m_seconds, (double)(uv_hrtime() - t->start_ns) / 1e9);
+    if (err && err != GW_ECLOSED)
+        (*st->m_errors[err == GW_ETIMEDOUT ? 0 : err == GW_EUNAVAIL ? 1 : 2])++;
+    gw_store_cb cb = t->cb;
+    void *cb_arg = t->arg;
+    free(t);
+    if (cb)
+        cb(cb_arg, err, reply);
+}
+
 static int submit(struct gw_store *st, const struct store_cmd *cmd, gw_store_cb cb, void *arg)
 {
     if (st->closing)
         return GW_ECLOSED;
-    return st->be->submit(st, cmd, cb, arg);
+    if (!st->m_seconds)
+        return st->be->submit(st, cmd, cb, arg);
+    struct timed *t = gw_malloc(sizeof *t);
+    *t = (struct timed){st, cb, arg, uv_hrtime()};
+    int rc = st->be->submit(st, cmd, timed_done, t);
+    if (rc)
+        free(t);
+    return rc;
 }
 
 int gw_store_hset(struct gw_store *st, const char *key, size_t n, const struct gw_store_str *fields,

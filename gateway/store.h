@@ -46,6 +46,11 @@ void gw_store_close(struct gw_store *st, void (*done)(void *arg), void *arg);
 bool gw_store_available(const struct gw_store *st);
 /* "redis" or "memory". */
 const char *gw_store_backend(const struct gw_store *st);
+struct gw_metrics;
+/* Times every later command from submit to completion (mxgw_store_command_seconds, a
+ * histogram) and counts failed ones by kind (mxgw_store_errors_total{error=timeout|unavailable|
+ * other}). m is borrowed and must outlive the store. */
+void gw_store_set_metrics(struct gw_store *st, struct gw_metrics *m);
 
 /* Hash: sets n fields; if ttl_ms > 0 the key's TTL is (re)set in the same atomic step. */
 int gw_store_hset(struct gw_store *st, const char *key, size_t n, const struct gw_store_str *fields,

@@ -79,6 +79,9 @@ struct gw_store {
     uv_timer_t done_timer;
     struct store_sub *subs;
     bool closing;
+    /* metrics (gw_store_set_metrics); NULL until set */
+    struct gw_histogram *m_seconds;
+    uint64_t *m_errors[3]; /* timeout, unavailable, other */
 };
 
 /* A completed command waiting for delivery; items point into the same allocation. */

@@ -282,6 +282,7 @@ static void op_login(struct jws *x, struct gw_json *obj)
     const struct gw_config *cfg = x->core->cfg;
     bool plain_ok = cfg->upstream_tls == GW_TLS_REQUIRED || loopback(cfg->upstream.host);
     x->up = gw_upstream_new(x->core, &up_handlers, x);
+    gw_upstream_set_transport(x->up, GW_TRANSPORT_WS_JSON); /* metrics label */
     int err = 0;
     x->login = gw_login_start(x->core, x->up, jid, pw->s, gw_json_str(obj, "resource"), plain_ok,
                               login_done, x, &err);
