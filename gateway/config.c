@@ -114,6 +114,18 @@ static const struct key keys[] = {
     {"push_webhook_url", T_STR, F(push_webhook_url), "", NOLIM},
     {"push_webhook_secret", T_STR, F(push_webhook_secret), "", NOLIM},
     {"push_webhook_secret_file", T_STR, F(push_webhook_secret_file), "", NOLIM},
+    /* REST API and operations */
+    {"rest", T_BOOL, F(rest), "yes", NOLIM},
+    {"rest_body_bytes", T_SIZE, F(rest_body_bytes), "65536", 1024, 16777216},
+    {"rest_rate_limit", T_UINT, F(rest_rate_limit), "600", 1, 100000000},
+    {"rest_rate_limit_fallback", T_UINT, F(rest_rate_limit_fallback), "60", 1, 100000000},
+    {"rest_rate_window", T_DURATION, F(rest_rate_window_ms), "60s", 1000, 86400000},
+    {"rest_iq_timeout", T_DURATION, F(rest_iq_timeout_ms), "10s", 100, 120000},
+    {"rest_key_cache", T_DURATION, F(rest_key_cache_ms), "60s", 0, 60000},
+    {"rest_retry_after", T_DURATION, F(rest_retry_after_ms), "5s", 1000, 3600000},
+    {"rest_muc_max_rooms", T_UINT, F(rest_muc_max_rooms), "100", 1, 100000},
+    {"rest_muc_join_timeout", T_DURATION, F(rest_muc_join_timeout_ms), "10s", 100, 120000},
+    {"ready_probe_interval", T_DURATION, F(ready_probe_interval_ms), "10s", 0, 3600000},
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)

@@ -98,6 +98,18 @@ struct gw_config {
     char push_webhook_url[1024];
     char push_webhook_secret[256];
     char push_webhook_secret_file[512];
+    /* REST API and the operations surface (web/rest*.c, web/ops.c) */
+    bool rest;
+    size_t rest_body_bytes;
+    unsigned rest_rate_limit;          /* requests per key per window, across nodes */
+    unsigned rest_rate_limit_fallback; /* per key per window in this process, store down */
+    uint64_t rest_rate_window_ms;
+    uint64_t rest_iq_timeout_ms;
+    uint64_t rest_key_cache_ms; /* how long a verified key stays usable while the store is down */
+    uint64_t rest_retry_after_ms;
+    unsigned rest_muc_max_rooms;
+    uint64_t rest_muc_join_timeout_ms;
+    uint64_t ready_probe_interval_ms; /* upstream TCP probe; 0: no probe */
 };
 
 /* Fills cfg with every key's documented default. */

@@ -629,7 +629,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 /* Prepares a layer-made answer (errors, preflights) in the same form as a handler's. */
 static void answer_now(struct gw_http_req *req, unsigned status, const char *text)
 {
-    if (req->route && req->route->r.refuse)
+    if (req->route && req->route->r.refuse && !req->h->stopping) /* its owner may be gone */
         req->route->r.refuse(req->route->r.arg, req, status, text);
     if (!req->answered)
         gw_http_respond_text(req, status, text);

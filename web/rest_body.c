@@ -23,8 +23,7 @@ void gw_rest_stanza_free(struct gw_rest_stanza *s)
 
 static bool stanza_name(const char *name)
 {
-    return strcmp(name, "message") == 0 || strcmp(name, "presence") == 0 ||
-           strcmp(name, "iq") == 0;
+    return strcmp(name, "message") == 0 || strcmp(name, "presence") == 0 || strcmp(name, "iq") == 0;
 }
 
 static int parse_xml(const char *body, size_t len, const struct gw_xml_limits *limits,
@@ -80,8 +79,9 @@ static int parse_json(const char *body, size_t len, bool message_only,
     }
     const char *t = gw_json_str(obj, "t");
     if (message_only && gw_json_get(obj, "t") && (!t || strcmp(t, "m") != 0)) {
-        snprintf(err, errlen, "only messages are sent here (\"t\" must be \"m\" or absent); "
-                              "use /api/v1/stanzas for other stanzas");
+        snprintf(err, errlen,
+                 "only messages are sent here (\"t\" must be \"m\" or absent); "
+                 "use /api/v1/stanzas for other stanzas");
         gw_json_free(obj);
         return GW_EINVAL;
     }
@@ -129,8 +129,9 @@ int gw_rest_stanza_parse(const char *body, size_t len, enum gw_rest_form form, b
     rc = gw_xml_serialize(&b, out->el, GW_NS_CLIENT);
     gw_buf_free(&b);
     if (rc) {
-        snprintf(err, errlen, rc == GW_ELIMIT ? "the stanza is larger than the stanza limit"
-                                              : "the stanza cannot be written as XML");
+        snprintf(err, errlen,
+                 rc == GW_ELIMIT ? "the stanza is larger than the stanza limit"
+                                 : "the stanza cannot be written as XML");
         gw_rest_stanza_free(out);
         return rc == GW_ELIMIT ? GW_ELIMIT : GW_EINVAL;
     }

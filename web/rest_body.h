@@ -44,7 +44,7 @@ const char *gw_rest_problem(struct gw_json_out *w, unsigned status, const char *
 const char *gw_rest_status_phrase(unsigned status);
 
 /* True when an Accept header (NULL: absent) admits application/json (and so the problem type):
- * application/json, application/problem+json, application/*, * / *, with q > 0. */
+ * application/json, application/problem+json, application/(any), (any)/(any), with q > 0. */
 bool gw_rest_accepts_json(const char *accept);
 /* The request's media type, compared without parameters: 1 for application/json (a charset
  * parameter, when present, must be utf-8), 2 for application/xml or text/xml, 0 otherwise. */

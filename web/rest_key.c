@@ -169,8 +169,8 @@ static int add_jid(void *arg, const char *w, size_t n)
         for (size_t i = 0; ok && i < ln; i++)
             ok = localpart_char_ok((unsigned char)pat[i]) || (pat[i] == '*' && i == ln - 1);
         if (!ok) {
-            snprintf(sp->err, sp->errlen,
-                     "'%s' is not local@domain, *@domain or prefix*@domain", pat);
+            snprintf(sp->err, sp->errlen, "'%s' is not local@domain, *@domain or prefix*@domain",
+                     pat);
             return GW_EINVAL;
         }
         for (size_t i = 0; i < ln; i++)

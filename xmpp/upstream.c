@@ -38,8 +38,8 @@
 /* Series indexed by transport (GW_TRANSPORT_COUNT: "unknown") and direction (0 sent to the
  * server, 1 received from it). */
 struct upstream_metrics {
-    int64_t *open;        /* connected streams */
-    int64_t *queued;      /* bytes waiting to be written, all streams */
+    int64_t *open;         /* connected streams */
+    int64_t *queued;       /* bytes waiting to be written, all streams */
     uint64_t *connects[2]; /* ok, failed */
     uint64_t *stanzas[GW_TRANSPORT_COUNT + 1][2];
     uint64_t *bytes[GW_TRANSPORT_COUNT + 1][2];
@@ -135,14 +135,14 @@ int gw_upstream_global_init(struct gw_core *core, char *err, size_t errlen)
     struct gw_metrics *mt = core->metrics;
     sh->m.open = gw_metrics_gauge(mt, "mxgw_upstream_connections",
                                   "Upstream c2s streams connected to the XMPP server", NULL);
-    sh->m.queued = gw_metrics_gauge(mt, "mxgw_queue_bytes",
-                                    "Bytes queued for writing, by queue", "queue=\"upstream\"");
-    sh->m.connects[0] = gw_metrics_counter(mt, "mxgw_upstream_connects_total",
-                                           "Upstream TCP connection attempts, by result",
-                                           "result=\"ok\"");
-    sh->m.connects[1] = gw_metrics_counter(mt, "mxgw_upstream_connects_total",
-                                           "Upstream TCP connection attempts, by result",
-                                           "result=\"failed\"");
+    sh->m.queued = gw_metrics_gauge(mt, "mxgw_queue_bytes", "Bytes queued for writing, by queue",
+                                    "queue=\"upstream\"");
+    sh->m.connects[0] =
+        gw_metrics_counter(mt, "mxgw_upstream_connects_total",
+                           "Upstream TCP connection attempts, by result", "result=\"ok\"");
+    sh->m.connects[1] =
+        gw_metrics_counter(mt, "mxgw_upstream_connects_total",
+                           "Upstream TCP connection attempts, by result", "result=\"failed\"");
     for (unsigned t = 0; t <= GW_TRANSPORT_COUNT; t++)
         for (int d = 0; d < 2; d++) {
             char labels[96];
