@@ -1243,7 +1243,9 @@ export function httpRequest(gw, method, path, { headers = {}, body, timeoutMs = 
     const data = body === undefined ? undefined
       : typeof body === "string" || Buffer.isBuffer(body) ? body : JSON.stringify(body);
     const h = { ...headers };
-    if (data !== undefined && h["Content-Length"] === undefined) h["Content-Length"] = Buffer.byteLength(data);
+    // A header given as undefined is left out (Content-Length: undefined sends a chunked body).
+    if (data !== undefined && !("Content-Length" in h)) h["Content-Length"] = Buffer.byteLength(data);
+    for (const k of Object.keys(h)) if (h[k] === undefined || h[k] === null) delete h[k];
     const req = http.request({ host: "127.0.0.1", port: gw.httpPort, method, path, headers: h }, (res) => {
       const chunks = [];
       res.on("data", (c) => chunks.push(c));
