@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 enum gw_transport { GW_TRANSPORT_WS_XMPP, GW_TRANSPORT_WS_JSON, GW_TRANSPORT_BOSH };
-#define GW_TRANSPORT_COUNT 3
+#define GW_TRANSPORT_COUNT     3
 #define GW_SESSION_STATE_COUNT 5
 enum gw_session_state {
     GW_SESSION_CONNECTING,
