@@ -490,6 +490,9 @@ export class Gateway {
       log_level: "debug",
       log_file: "-",
       http_listen: `127.0.0.1:${g.httpPort}`,
+      // The readiness probe's TCP connects would reach fake upstreams as unexpected
+      // connections; tests of /readyz turn it on.
+      ready_probe_interval: "0s",
     };
     if (env.redis) cfg.redis = env.redis.url;
     for (const [k, v] of Object.entries(options)) {
