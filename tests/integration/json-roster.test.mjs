@@ -50,6 +50,8 @@ test("roster get, set and push in short form", { timeout: 60000 },
         const push = await c.next(isPush, "the roster push");
         assert.equal(push.f, undefined, "a push comes from the account itself");
         assert.equal(push.x, undefined, "nothing left in element form");
+        // Prosody keeps an item's groups in a hash: their order is not the one set.
+        push.roster.items.forEach((i) => i.groups?.sort());
         assert.deepEqual(push.roster.items, [
           { jid: "bob@localhost", name: "Bob", sub: "none", groups: ["Friends", "Work"] }]);
         c.send({ t: "iq", type: "result", id: push.id }); // RFC 6121 §2.1.6: answer the push
@@ -57,6 +59,7 @@ test("roster get, set and push in short form", { timeout: 60000 },
 
       // Get again: the item is there.
       const full = await a.request({ t: "iq", type: "get", id: "r3", roster: {} }, "the roster");
+      full.roster.items.forEach((i) => i.groups?.sort());
       assert.deepEqual(full.roster.items, [
         { jid: "bob@localhost", name: "Bob", sub: "none", groups: ["Friends", "Work"] }]);
 

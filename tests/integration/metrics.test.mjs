@@ -34,6 +34,9 @@ async function scrape() {
 }
 
 test("promtool accepts /metrics and the counters move with traffic", { timeout: 90000 }, guarded(() => env, async () => {
+  // The loop-lag timer has run at least once.
+  await waitUntil(async () => parseMetrics(await scrape()).mxgw_loop_lag_seconds_count > 0,
+    { timeoutMs: 10000, what: "a loop-lag sample" });
   const health = await httpRequest(gw, "GET", "/healthz");
   assert.equal(health.status, 200);
   await waitUntil(async () => (await httpRequest(gw, "GET", "/readyz")).status === 200,
