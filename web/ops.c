@@ -35,6 +35,12 @@ struct probe {
     bool done;
 };
 
+struct session_gauge {
+    struct gw_core *core;
+    enum gw_transport t;
+    enum gw_session_state st;
+};
+
 struct gw_ops {
     struct gw_core *core;
     struct gw_component *comp;
@@ -49,12 +55,7 @@ struct gw_ops {
     struct gw_histogram *m_lag;
     uint64_t *m_probes[2];
     int64_t *m_ready;
-};
-
-struct session_gauge {
-    struct gw_core *core;
-    enum gw_transport t;
-    enum gw_session_state st;
+    struct session_gauge gauges[GW_TRANSPORT_COUNT][GW_SESSION_STATE_COUNT];
 };
 
 /* ---- health, readiness, metrics ---- */
@@ -213,12 +214,11 @@ static double session_count(void *arg)
 static void register_series(struct gw_ops *o)
 {
     struct gw_metrics *m = o->core->metrics;
-    static struct session_gauge gauges[GW_TRANSPORT_COUNT][GW_SESSION_STATE_COUNT];
     for (int t = 0; t < GW_TRANSPORT_COUNT; t++)
         for (int st = 0; st < GW_SESSION_STATE_COUNT; st++) {
             if (st == GW_SESSION_CLOSED)
                 continue; /* closed sessions leave the registry at once */
-            struct session_gauge *g = &gauges[t][st];
+            struct session_gauge *g = &o->gauges[t][st];
             *g = (struct session_gauge){o->core, (enum gw_transport)t, (enum gw_session_state)st};
             char labels[96];
             snprintf(labels, sizeof labels, "transport=\"%s\",state=\"%s\"",
