@@ -11,7 +11,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum key_type { T_STR, T_HOSTPORT, T_BOOL, T_UINT, T_SIZE, T_DURATION, T_TLS, T_LOGLEVEL, T_URL };
+enum key_type {
+    T_STR,
+    T_HOSTPORT,
+    T_BOOL,
+    T_UINT,
+    T_SIZE,
+    T_DURATION,
+    T_TLS,
+    T_LOGLEVEL,
+    T_URL,
+    T_OPT_HOSTPORT, /* host:port, or empty / "off" */
+};
 
 struct key {
     const char *name;
@@ -79,6 +90,54 @@ static const struct key keys[] = {
     {"bosh_route_allowlist", T_STR, F(bosh_route_allowlist), "", NOLIM},
     {"log_level", T_LOGLEVEL, F(log_level), "info", NOLIM},
     {"log_file", T_STR, F(log_file), "-", NOLIM},
+    /* component link (XEP-0114) and push */
+    {"component", T_OPT_HOSTPORT, F(component), "127.0.0.1:5347", NOLIM},
+    {"component_domain", T_STR, F(component_domain), "", NOLIM},
+    {"component_secret", T_STR, F(component_secret), "", NOLIM},
+    {"component_secret_file", T_STR, F(component_secret_file), "", NOLIM},
+    {"component_timeout", T_DURATION, F(component_timeout_ms), "10s", 100, 600000},
+    {"push", T_BOOL, F(push), "yes", NOLIM},
+    {"push_quiet_window", T_DURATION, F(push_quiet_window_ms), "30s", 0, 3600000},
+    {"push_max_per_account", T_UINT, F(push_max_per_account), "5", 1, 100},
+    {"push_registration_ttl", T_DURATION, F(push_registration_ttl_ms), "720h", 60000, 31622400000},
+    {"push_include_sender", T_BOOL, F(push_include_sender), "no", NOLIM},
+    {"push_include_body", T_BOOL, F(push_include_body), "no", NOLIM},
+    {"push_body_max", T_SIZE, F(push_body_max), "256", 16, 2048},
+    {"push_on_body", T_BOOL, F(push_on_body), "yes", NOLIM},
+    {"push_on_encrypted", T_BOOL, F(push_on_encrypted), "yes", NOLIM},
+    {"push_on_invite", T_BOOL, F(push_on_invite), "yes", NOLIM},
+    {"push_on_call", T_BOOL, F(push_on_call), "yes", NOLIM},
+    {"push_on_mention", T_BOOL, F(push_on_mention), "yes", NOLIM},
+    {"push_on_groupchat", T_BOOL, F(push_on_groupchat), "yes", NOLIM},
+    {"push_queue_max", T_UINT, F(push_queue_max), "100000", 1, 100000000},
+    {"push_max_attempts", T_UINT, F(push_max_attempts), "8", 1, 100},
+    {"push_retry_min", T_DURATION, F(push_retry_min_ms), "1s", 10, 3600000},
+    {"push_retry_max", T_DURATION, F(push_retry_max_ms), "10m", 10, 86400000},
+    {"push_retry_after_max", T_DURATION, F(push_retry_after_max_ms), "1h", 1000, 86400000},
+    {"push_http_timeout", T_DURATION, F(push_http_timeout_ms), "10s", 100, 300000},
+    {"push_max_inflight", T_UINT, F(push_max_inflight), "64", 1, 10000},
+    {"push_allowlist", T_STR, F(push_allowlist), "", NOLIM},
+    {"push_hosts", T_STR, F(push_hosts), "", NOLIM},
+    {"push_ca_file", T_STR, F(push_ca_file), "", NOLIM},
+    {"push_ttl", T_DURATION, F(push_ttl_ms), "24h", 0, 2419200000},
+    {"push_vapid_key_file", T_STR, F(push_vapid_key_file), "", NOLIM},
+    {"push_vapid_subject", T_STR, F(push_vapid_subject), "", NOLIM},
+    {"push_vapid_expiry", T_DURATION, F(push_vapid_expiry_ms), "12h", 600000, 86400000},
+    {"push_webhook_url", T_STR, F(push_webhook_url), "", NOLIM},
+    {"push_webhook_secret", T_STR, F(push_webhook_secret), "", NOLIM},
+    {"push_webhook_secret_file", T_STR, F(push_webhook_secret_file), "", NOLIM},
+    /* REST API and operations */
+    {"rest", T_BOOL, F(rest), "yes", NOLIM},
+    {"rest_body_bytes", T_SIZE, F(rest_body_bytes), "65536", 1024, 16777216},
+    {"rest_rate_limit", T_UINT, F(rest_rate_limit), "600", 1, 100000000},
+    {"rest_rate_limit_fallback", T_UINT, F(rest_rate_limit_fallback), "60", 1, 100000000},
+    {"rest_rate_window", T_DURATION, F(rest_rate_window_ms), "60s", 1000, 86400000},
+    {"rest_iq_timeout", T_DURATION, F(rest_iq_timeout_ms), "10s", 100, 120000},
+    {"rest_key_cache", T_DURATION, F(rest_key_cache_ms), "60s", 0, 60000},
+    {"rest_retry_after", T_DURATION, F(rest_retry_after_ms), "5s", 1000, 3600000},
+    {"rest_muc_max_rooms", T_UINT, F(rest_muc_max_rooms), "100", 1, 100000},
+    {"rest_muc_join_timeout", T_DURATION, F(rest_muc_join_timeout_ms), "10s", 100, 120000},
+    {"ready_probe_interval", T_DURATION, F(ready_probe_interval_ms), "10s", 0, 3600000},
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -190,6 +249,12 @@ static int apply(struct gw_config *cfg, const struct key *k, const char *v, char
             return fail(err, errlen, "value longer than %zu bytes", k->size - 1);
         memcpy(field, v, strlen(v) + 1);
         return 0;
+    case T_OPT_HOSTPORT:
+        if (*v == '\0' || strcmp(v, "off") == 0) {
+            memset(field, 0, sizeof(struct gw_hostport));
+            return 0;
+        }
+        /* fall through */
     case T_HOSTPORT:
         if (parse_hostport(v, field))
             return fail(err, errlen, "expected host:port");

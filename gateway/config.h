@@ -77,6 +77,51 @@ struct gw_config {
     /* logging */
     enum gw_log_level log_level;
     char log_file[512];
+    /* component link (XEP-0114): host[0] == '\0' when off */
+    struct gw_hostport component;
+    char component_domain[256]; /* empty: no component link */
+    char component_secret[256];
+    char component_secret_file[512];
+    uint64_t component_timeout_ms;
+    /* push (push/) */
+    bool push;
+    uint64_t push_quiet_window_ms;
+    unsigned push_max_per_account;
+    uint64_t push_registration_ttl_ms;
+    bool push_include_sender;
+    bool push_include_body;
+    size_t push_body_max;
+    bool push_on_body, push_on_encrypted, push_on_invite, push_on_call, push_on_mention;
+    bool push_on_groupchat;
+    unsigned push_queue_max;
+    unsigned push_max_attempts;
+    uint64_t push_retry_min_ms;
+    uint64_t push_retry_max_ms;
+    uint64_t push_retry_after_max_ms;
+    uint64_t push_http_timeout_ms;
+    unsigned push_max_inflight;
+    char push_allowlist[1024]; /* hosts (host or host:port) exempt from https-only/public-only */
+    char push_hosts[1024];     /* when set, the only endpoint hosts accepted */
+    char push_ca_file[512];
+    uint64_t push_ttl_ms;
+    char push_vapid_key_file[512];
+    char push_vapid_subject[256];
+    uint64_t push_vapid_expiry_ms;
+    char push_webhook_url[1024];
+    char push_webhook_secret[256];
+    char push_webhook_secret_file[512];
+    /* REST API and the operations surface (web/rest*.c, web/ops.c) */
+    bool rest;
+    size_t rest_body_bytes;
+    unsigned rest_rate_limit;          /* requests per key per window, across nodes */
+    unsigned rest_rate_limit_fallback; /* per key per window in this process, store down */
+    uint64_t rest_rate_window_ms;
+    uint64_t rest_iq_timeout_ms;
+    uint64_t rest_key_cache_ms; /* how long a verified key stays usable while the store is down */
+    uint64_t rest_retry_after_ms;
+    unsigned rest_muc_max_rooms;
+    uint64_t rest_muc_join_timeout_ms;
+    uint64_t ready_probe_interval_ms; /* upstream TCP probe; 0: no probe */
 };
 
 /* Fills cfg with every key's documented default. */

@@ -12,6 +12,7 @@ struct gw_store;
 struct gw_registry;
 struct gw_rand;
 struct gw_metrics;
+struct gw_node_bus;
 
 /* Where an important stanza (xmpp/csi.h: a message with a body, a call, an invite, …) is
  * reported when it reaches a JSON session whose client is away (detached) or inactive. The push
@@ -30,6 +31,7 @@ struct gw_core {
     struct gw_registry *reg;
     struct gw_rand *rand;
     struct gw_metrics *metrics; /* every module registers its series here */
+    struct gw_node_bus *bus;    /* web/node_bus.h: this node's pub/sub channel, by message type */
     void *upstream_shared;      /* xmpp/upstream.c's process-wide TLS client state */
     char node_id[64];
     bool draining; /* set by SIGTERM: no new sessions */

@@ -11,9 +11,13 @@
 #include "web/bosh.h"
 #include "web/demo.h"
 #include "web/http.h"
+#include "web/node_bus.h"
+#include "web/ops.h"
+#include "web/rest.h"
 #include "web/ws.h"
 #include "web/ws_json.h"
 #include "web/ws_xmpp.h"
+#include "xmpp/component.h"
 #include "xmpp/upstream.h"
 
 #include <getopt.h>
@@ -31,6 +35,10 @@ struct app {
     struct gw_ws_proto protos[2];
     struct gw_http *http; /* BOSH, the demo page (REST, health and metrics later) */
     struct gw_bosh *bosh;
+    /* REST, operations, the component link and the node bus */
+    struct gw_component *comp;
+    struct gw_ops *ops;
+    struct gw_rest *rest;
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t drain_timer;
     bool stopping;
@@ -41,7 +49,8 @@ static void usage(FILE *fp)
 {
     fprintf(fp, "usage: mxgw -c FILE        run the gateway\n"
                 "       mxgw --check-config -c FILE\n"
-                "       mxgw --version\n");
+                "       mxgw --version\n"
+                "       mxgw key create|list|revoke -c FILE …   (API keys; mxgw key for help)\n");
 }
 
 static void close_handle(uv_handle_t *h)
@@ -66,10 +75,20 @@ static void finish(struct app *a)
     GW_INFO("shutdown.finish", "sessions=%zu", gw_registry_count(a->core.reg));
     gw_ws_stop(a->ws);
     a->ws = NULL;
+    /* The node bus and the link first (no handler runs after), then REST answers its calls. */
+    gw_node_bus_free(a->core.bus);
+    a->core.bus = NULL;
+    if (a->comp)
+        gw_component_close(a->comp, NULL, NULL);
+    a->comp = NULL;
+    gw_rest_stop(a->rest);
+    a->rest = NULL;
     gw_bosh_stop(a->bosh); /* before the HTTP server: it answers its held requests */
     a->bosh = NULL;
     gw_http_stop(a->http);
     a->http = NULL;
+    gw_ops_stop(a->ops); /* after the HTTP server: no handler of its runs any more */
+    a->ops = NULL;
     close_handle((uv_handle_t *)&a->drain_timer);
     close_handle((uv_handle_t *)&a->sigterm);
     close_handle((uv_handle_t *)&a->sigint);
@@ -135,6 +154,24 @@ static int make_node_id(struct app *a)
     return rc;
 }
 
+/* The component link (when configured), REST and the operations endpoints. */
+static int start_rest(struct app *a)
+{
+    char err[256];
+    int rc = gw_component_new(&a->core, &a->comp, err, sizeof err);
+    if (rc == GW_ECONFIG) {
+        GW_ERROR("start.failed", "what=component detail=\"%s\"", err);
+        return rc;
+    }
+    if (a->comp)
+        gw_component_start(a->comp);
+    if (gw_ops_start(&a->core, a->http, a->comp, &a->ops) != 0)
+        return GW_EIO;
+    if (a->cfg.rest && gw_rest_start(&a->core, a->http, a->comp, a->core.bus, &a->rest) != 0)
+        return GW_EIO;
+    return 0;
+}
+
 static int run(struct app *a)
 {
     uv_loop_t loop;
@@ -161,6 +198,8 @@ static int run(struct app *a)
         GW_WARN("store.memory",
                 "detail=\"in-process store: single node, state lost on restart; set redis= "
                 "for production\"");
+    gw_store_set_metrics(a->core.store, a->core.metrics);
+    a->core.bus = gw_node_bus_new(&a->core); /* before the modules that register on it */
     a->core.reg = gw_registry_new(&a->core);
     gw_registry_on_empty(a->core.reg, on_registry_empty, a);
 
@@ -179,7 +218,7 @@ static int run(struct app *a)
     gw_ws_json_proto(&a->core, &a->protos[1]);
     if (gw_ws_start(&a->core, a->protos, 2, &a->ws) != 0 ||
         gw_http_start(&a->core, &a->http) != 0 || gw_bosh_start(&a->core, a->http, &a->bosh) != 0 ||
-        gw_demo_start(&a->core, a->http) != 0) {
+        gw_demo_start(&a->core, a->http) != 0 || start_rest(a) != 0) {
         a->exit_code = 1;
         finish(a);
     } else {
@@ -202,6 +241,8 @@ static int run(struct app *a)
 
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "key") == 0)
+        return gw_rest_key_command(argc - 1, argv + 1);
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"check-config", no_argument, NULL, 'k'},
                                          {"version", no_argument, NULL, 'V'},

@@ -49,6 +49,7 @@ struct gw_registry {
     size_t count;
     void (*on_empty)(void *arg);
     void *on_empty_arg;
+    size_t by_state[GW_TRANSPORT_COUNT][GW_SESSION_STATE_COUNT]; /* live sessions */
 };
 
 static const char *const transport_names[] = {"ws-xmpp", "ws-json", "bosh"};
@@ -114,6 +115,18 @@ void gw_registry_shutdown_all(struct gw_registry *reg, enum gw_close_reason why)
 struct gw_session *gw_registry_find(struct gw_registry *reg, const char *id)
 {
     return gw_map_get(reg->by_id, id);
+}
+
+size_t gw_registry_count_by(const struct gw_registry *reg, enum gw_transport t,
+                            enum gw_session_state st)
+{
+    return reg->by_state[t][st];
+}
+
+void gw_session_shutdown(struct gw_session *s, enum gw_close_reason why)
+{
+    if (!s->closed)
+        s->ops->shutdown(s->owner, why);
 }
 
 /* ---- store records ---- */
@@ -258,6 +271,7 @@ static int open_session(struct gw_core *core, enum gw_transport transport, const
         reg->head->prev = s;
     reg->head = s;
     reg->count++;
+    reg->by_state[transport][s->state]++;
     gw_map_put(reg->by_id, s->id, s);
     ip_adjust(reg, s->ip, +1);
     record_write(s);
@@ -298,6 +312,7 @@ static void unlink_session(struct gw_session *s, bool keep_record)
 {
     struct gw_registry *reg = s->core->reg;
     s->closed = true;
+    reg->by_state[s->transport][s->state]--;
     if (keep_record) {
         char idx[128];
         snprintf(idx, sizeof idx, "mxgw:node:%s", s->core->node_id);
@@ -340,6 +355,8 @@ void gw_session_set_state(struct gw_session *s, enum gw_session_state state)
 {
     if (s->closed || s->state == state)
         return;
+    s->core->reg->by_state[s->transport][s->state]--;
+    s->core->reg->by_state[s->transport][state]++;
     s->state = state;
     record_write(s);
 }

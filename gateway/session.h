@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 enum gw_transport { GW_TRANSPORT_WS_XMPP, GW_TRANSPORT_WS_JSON, GW_TRANSPORT_BOSH };
+#define GW_TRANSPORT_COUNT     3
+#define GW_SESSION_STATE_COUNT 5
 enum gw_session_state {
     GW_SESSION_CONNECTING,
     GW_SESSION_AUTHENTICATING,
@@ -44,6 +46,12 @@ void gw_registry_shutdown_all(struct gw_registry *reg, enum gw_close_reason why)
 void gw_registry_on_empty(struct gw_registry *reg, void (*fn)(void *arg), void *arg);
 /* Borrowed session with this id, or NULL. */
 struct gw_session *gw_registry_find(struct gw_registry *reg, const char *id);
+/* Live sessions of this transport in this state (kept as counts: O(1), for metrics). */
+size_t gw_registry_count_by(const struct gw_registry *reg, enum gw_transport t,
+                            enum gw_session_state st);
+/* Asks this session's owner to end it (as gw_registry_shutdown_all does for every session); the
+ * owner later calls gw_session_close(). */
+void gw_session_shutdown(struct gw_session *s, enum gw_close_reason why);
 
 /* Opens a session for a client at ip. Returns 0 and a session owned by the registry (freed by
  * gw_session_close), GW_ELIMIT when the per-IP or total limit is reached, or GW_EUNAVAIL while

@@ -4,6 +4,7 @@
 
 #include "gateway/err.h"
 #include "gateway/mem.h"
+#include "gateway/metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -161,11 +162,54 @@ const char *gw_store_backend(const struct gw_store *st)
     return st->be->name;
 }
 
+void gw_store_set_metrics(struct gw_store *st, struct gw_metrics *m)
+{
+    static const double bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                    0.05,   0.1,   0.25,   0.5,   1,    2.5};
+    st->m_seconds = gw_metrics_histogram(m, "mxgw_store_command_seconds",
+                                         "Time from sending a store command to its completion",
+                                         NULL, bounds, sizeof bounds / sizeof bounds[0]);
+    static const char *const kinds[] = {"error=\"timeout\"", "error=\"unavailable\"",
+                                        "error=\"other\""};
+    for (int i = 0; i < 3; i++)
+        st->m_errors[i] = gw_metrics_counter(m, "mxgw_store_errors_total",
+                                             "Store commands that failed, by kind", kinds[i]);
+}
+
+/* A timed command: the caller's completion, wrapped. */
+struct timed {
+    struct gw_store *st;
+    gw_store_cb cb;
+    void *arg;
+    uint64_t start_ns;
+};
+
+static void timed_done(void *arg, int err, const struct gw_store_reply *reply)
+{
+    struct timed *t = arg;
+    struct gw_store *st = t->st;
+    gw_histogram_observe(st->m_seconds, (double)(uv_hrtime() - t->start_ns) / 1e9);
+    if (err && err != GW_ECLOSED)
+        (*st->m_errors[err == GW_ETIMEDOUT ? 0 : err == GW_EUNAVAIL ? 1 : 2])++;
+    gw_store_cb cb = t->cb;
+    void *cb_arg = t->arg;
+    free(t);
+    if (cb)
+        cb(cb_arg, err, reply);
+}
+
 static int submit(struct gw_store *st, const struct store_cmd *cmd, gw_store_cb cb, void *arg)
 {
     if (st->closing)
         return GW_ECLOSED;
-    return st->be->submit(st, cmd, cb, arg);
+    if (!st->m_seconds)
+        return st->be->submit(st, cmd, cb, arg);
+    struct timed *t = gw_malloc(sizeof *t);
+    *t = (struct timed){st, cb, arg, uv_hrtime()};
+    int rc = st->be->submit(st, cmd, timed_done, t);
+    if (rc)
+        free(t);
+    return rc;
 }
 
 int gw_store_hset(struct gw_store *st, const char *key, size_t n, const struct gw_store_str *fields,
@@ -353,4 +397,85 @@ int gw_store_unsubscribe(struct gw_store *st, const char *channel)
     if (st->be->unsubscribe)
         st->be->unsubscribe(st, channel);
     return 0;
+}
+
+/* ---- Sorted sets, hash counters and capped sets (store.h's last block) ---- */
+
+int gw_store_zadd(struct gw_store *st, const char *key, struct gw_store_str member, long long score,
+                  enum gw_store_zadd_mode mode, size_t max_card, gw_store_cb cb, void *arg)
+{
+    struct store_cmd c = {.op = OP_ZADD,
+                          .key = key,
+                          .values = &member,
+                          .score = score,
+                          .mode = (int)mode,
+                          .count = max_card};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_zrem(struct gw_store *st, const char *key, struct gw_store_str member, gw_store_cb cb,
+                  void *arg)
+{
+    struct store_cmd c = {.op = OP_ZREM, .key = key, .values = &member};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_zrem_if(struct gw_store *st, const char *key, struct gw_store_str member,
+                     long long score, gw_store_cb cb, void *arg)
+{
+    struct store_cmd c = {.op = OP_ZREM_IF, .key = key, .values = &member, .score = score};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_zclaim(struct gw_store *st, const char *key, long long max_score, size_t limit,
+                    long long lease_score, gw_store_cb cb, void *arg)
+{
+    if (limit == 0)
+        return GW_EINVAL;
+    struct store_cmd c = {
+        .op = OP_ZCLAIM, .key = key, .score = max_score, .score2 = lease_score, .count = limit};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_hincrby(struct gw_store *st, const char *key, struct gw_store_str field, long long by,
+                     size_t n, const struct gw_store_str *fields, const struct gw_store_str *values,
+                     uint64_t ttl_ms, gw_store_cb cb, void *arg)
+{
+    /* One array with the counted field first, as store_impl.h describes. */
+    enum { MAX_SET = 16 };
+    struct gw_store_str f[MAX_SET + 1], v[MAX_SET + 1];
+    if (n > MAX_SET)
+        return GW_EINVAL;
+    f[0] = field;
+    v[0] = field;
+    for (size_t i = 0; i < n; i++) {
+        f[i + 1] = fields[i];
+        v[i + 1] = values[i];
+    }
+    struct store_cmd c = {.op = OP_HINCRBY,
+                          .key = key,
+                          .n = n + 1,
+                          .fields = f,
+                          .values = v,
+                          .score = by,
+                          .ttl_ms = ttl_ms};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_htake(struct gw_store *st, const char *key, size_t n,
+                   const struct gw_store_str *fields, const struct gw_store_str *values,
+                   gw_store_cb cb, void *arg)
+{
+    if (n == 0)
+        return GW_EINVAL;
+    struct store_cmd c = {.op = OP_HTAKE, .key = key, .n = n, .fields = fields, .values = values};
+    return submit(st, &c, cb, arg);
+}
+
+int gw_store_sadd_capped(struct gw_store *st, const char *key, struct gw_store_str member,
+                         size_t max, uint64_t ttl_ms, gw_store_cb cb, void *arg)
+{
+    struct store_cmd c = {
+        .op = OP_SADD_CAPPED, .key = key, .values = &member, .count = max, .ttl_ms = ttl_ms};
+    return submit(st, &c, cb, arg);
 }

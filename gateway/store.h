@@ -46,6 +46,11 @@ void gw_store_close(struct gw_store *st, void (*done)(void *arg), void *arg);
 bool gw_store_available(const struct gw_store *st);
 /* "redis" or "memory". */
 const char *gw_store_backend(const struct gw_store *st);
+struct gw_metrics;
+/* Times every later command from submit to completion (mxgw_store_command_seconds, a
+ * histogram) and counts failed ones by kind (mxgw_store_errors_total{error=timeout|unavailable|
+ * other}). m is borrowed and must outlive the store. */
+void gw_store_set_metrics(struct gw_store *st, struct gw_metrics *m);
 
 /* Hash: sets n fields; if ttl_ms > 0 the key's TTL is (re)set in the same atomic step. */
 int gw_store_hset(struct gw_store *st, const char *key, size_t n, const struct gw_store_str *fields,
@@ -116,5 +121,50 @@ static inline struct gw_store_str gw_store_cstr(const char *s)
         v.len++;
     return v;
 }
+
+/* ---- Sorted sets, hash counters and capped sets (used by the push delivery queue) ----
+ *
+ * Scores are integers (both backends keep them exact up to 2^53: epoch milliseconds fit).
+ * Every operation below is atomic in both backends, so several nodes can share one queue. */
+
+enum gw_store_zadd_mode {
+    GW_ZADD_SET, /* add, or move to the new score */
+    GW_ZADD_NX,  /* only add a member that is not there */
+    GW_ZADD_LT,  /* add, or move only to a lower score */
+};
+
+/* Sets member's score per mode. max_card > 0 bounds the set: adding a new member to a set that
+ * already holds max_card fails with GW_ELIMIT and changes nothing. integer = 1 when the score
+ * was written, 0 when the mode left it alone. */
+int gw_store_zadd(struct gw_store *st, const char *key, struct gw_store_str member, long long score,
+                  enum gw_store_zadd_mode mode, size_t max_card, gw_store_cb cb, void *arg);
+/* Removes member; integer = number removed. */
+int gw_store_zrem(struct gw_store *st, const char *key, struct gw_store_str member, gw_store_cb cb,
+                  void *arg);
+/* Removes member only while its score is still score (compare-and-delete: a claimer finishing
+ * its lease must not remove an entry that someone has rescheduled meanwhile). */
+int gw_store_zrem_if(struct gw_store *st, const char *key, struct gw_store_str member,
+                     long long score, gw_store_cb cb, void *arg);
+/* Claims due entries: the members with score <= max_score, lowest first, at most limit, are
+ * moved to lease_score in the same atomic step (so no other claimer sees them until the lease
+ * runs out). items = the claimed members; integer = the lowest score left in the set after the
+ * claim (leases included), or -1 when the set is empty. */
+int gw_store_zclaim(struct gw_store *st, const char *key, long long max_score, size_t limit,
+                    long long lease_score, gw_store_cb cb, void *arg);
+/* Adds by to the integer in field (a missing field counts as 0) and sets n more fields in the
+ * same step; ttl_ms > 0 (re)sets the key's TTL. integer = the new value; items = the whole hash
+ * after the update (field, value, …). */
+int gw_store_hincrby(struct gw_store *st, const char *key, struct gw_store_str field, long long by,
+                     size_t n, const struct gw_store_str *fields, const struct gw_store_str *values,
+                     uint64_t ttl_ms, gw_store_cb cb, void *arg);
+/* Returns the hash as it was (items as hgetall) and sets n fields in the same atomic step. A
+ * missing key stays missing (empty reply): nothing is created. */
+int gw_store_htake(struct gw_store *st, const char *key, size_t n,
+                   const struct gw_store_str *fields, const struct gw_store_str *values,
+                   gw_store_cb cb, void *arg);
+/* Adds member unless the set already holds max members (GW_ELIMIT, nothing added; re-adding a
+ * member is always fine). ttl_ms > 0 refreshes the TTL. integer = 1 if added, 0 if present. */
+int gw_store_sadd_capped(struct gw_store *st, const char *key, struct gw_store_str member,
+                         size_t max, uint64_t ttl_ms, gw_store_cb cb, void *arg);
 
 #endif

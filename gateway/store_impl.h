@@ -19,6 +19,16 @@ enum store_op {
     OP_LPOP_N,
     OP_INCR,
     OP_PUBLISH,
+    /* Sorted sets, counters in hashes, capped sets (the push delivery queue; see the end of
+     * store.h). Keep these last: both backends route every op from OP_ZADD on to their own
+     * block at the end of the file. */
+    OP_ZADD,
+    OP_ZREM,
+    OP_ZREM_IF,
+    OP_ZCLAIM,
+    OP_HINCRBY,
+    OP_HTAKE,
+    OP_SADD_CAPPED,
 };
 
 /* One command. Strings are borrowed for the duration of the submit call. */
@@ -34,6 +44,12 @@ struct store_cmd {
     const struct gw_store_guard *guard; /* NULL: unconditional */
     const char *const *keys;            /* del with a guard: the other keys to delete */
     size_t nkeys;
+    /* zadd: values[0] = member, score, mode, count = max members (0: none); zrem_if: score;
+     * zclaim: score = max score, score2 = lease score, count = limit; hincrby: score = the
+     * increment, fields[0] = the counted field (values[0] unused), fields[1..n-1] set to
+     * values[1..n-1]; htake: n fields/values; sadd_capped: count = max members. */
+    long long score, score2;
+    int mode;
 };
 
 struct store_backend {
@@ -66,6 +82,9 @@ struct gw_store {
     uv_timer_t done_timer;
     struct store_sub *subs;
     bool closing;
+    /* metrics (gw_store_set_metrics); NULL until set */
+    struct gw_histogram *m_seconds;
+    uint64_t *m_errors[3]; /* timeout, unavailable, other */
 };
 
 /* A completed command waiting for delivery; items point into the same allocation. */

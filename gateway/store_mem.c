@@ -17,7 +17,7 @@
 #define SWEEP_MS  1000
 #define SWEEP_MAX 1000
 
-enum vtype { V_STR, V_HASH, V_SET, V_LIST };
+enum vtype { V_STR, V_HASH, V_SET, V_LIST, V_ZSET };
 
 struct blob {
     size_t len;
@@ -30,13 +30,19 @@ struct mval {
     struct blob *s;     /* V_STR */
     struct gw_map *map; /* V_HASH: field -> blob; V_SET: member -> non-NULL */
     struct blob **items;
-    size_t nitems, cap; /* V_LIST */
+    size_t nitems, cap;    /* V_LIST */
+    struct mem_zset *zset; /* V_ZSET (the block at the end of the file) */
 };
 
 struct deadline {
     uint64_t due;
     char *key;
 };
+
+struct mem_store;
+static void zset_free(struct mem_zset *z);
+static int mem_submit_ext(struct mem_store *m, const struct store_cmd *c, gw_store_cb cb,
+                          void *arg);
 
 struct mem_store {
     struct gw_store base;
@@ -75,6 +81,7 @@ static void mval_free(struct mval *v)
     for (size_t i = 0; i < v->nitems; i++)
         free(v->items[i]);
     free(v->items);
+    zset_free(v->zset);
     free(v);
 }
 
@@ -239,6 +246,8 @@ static int mem_submit(struct gw_store *st, const struct store_cmd *c, gw_store_c
         reply_int(m, cb, arg, GW_ESTALE, 0);
         return 0;
     }
+    if (c->op >= OP_ZADD)
+        return mem_submit_ext(m, c, cb, arg);
     switch (c->op) {
     case OP_HSET:
         if (!(v = obtain(m, c->key, V_HASH)))
@@ -405,6 +414,8 @@ static int mem_submit(struct gw_store *st, const struct store_cmd *c, gw_store_c
         reply_int(m, cb, arg, 0, receivers);
         return 0;
     }
+    default: /* OP_ZADD and later: mem_submit_ext() */
+        break;
     }
     return GW_EINVAL;
 wrongtype:
@@ -454,5 +465,351 @@ int store_mem_open(uv_loop_t *loop, uint64_t timeout_ms, struct gw_store **out)
     uv_timer_init(loop, &m->sweep);
     m->sweep.data = m;
     *out = &m->base;
+    return 0;
+}
+
+/* ---- Sorted sets, hash counters and capped sets (store.h's last block) ----
+ *
+ * A sorted set is a map from member to its current score plus a min-heap of (score, member)
+ * entries. Changing a score pushes a new heap entry and bumps the member's generation, so older
+ * entries become stale and are skipped (and freed) when they reach the top; the heap is rebuilt
+ * from the map when stale entries outnumber live ones. Claims pop from the top, so they cost
+ * O(k log n) for k claimed members. */
+
+struct zmember {
+    long long score;
+    uint64_t gen;
+};
+
+struct zentry {
+    long long score;
+    uint64_t gen;
+    char *member;
+};
+
+struct mem_zset {
+    struct gw_map *members; /* member -> struct zmember */
+    struct zentry *heap;
+    size_t nheap, cap;
+    uint64_t gen;
+};
+
+static void free_zmember(void *arg, const char *key, void *value)
+{
+    (void)arg;
+    (void)key;
+    free(value);
+}
+
+static void zset_free(struct mem_zset *z)
+{
+    if (!z)
+        return;
+    gw_map_each(z->members, free_zmember, NULL);
+    gw_map_free(z->members);
+    for (size_t i = 0; i < z->nheap; i++)
+        free(z->heap[i].member);
+    free(z->heap);
+    free(z);
+}
+
+static bool zless(const struct zentry *a, const struct zentry *b)
+{
+    return a->score < b->score || (a->score == b->score && a->gen < b->gen);
+}
+
+static void zheap_push(struct mem_zset *z, struct zentry e)
+{
+    if (z->nheap == z->cap) {
+        z->cap = z->cap ? z->cap * 2 : 16;
+        z->heap = gw_realloc(z->heap, z->cap * sizeof *z->heap);
+    }
+    size_t i = z->nheap++;
+    while (i > 0 && zless(&e, &z->heap[(i - 1) / 2])) {
+        z->heap[i] = z->heap[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    z->heap[i] = e;
+}
+
+/* Removes the top entry and returns it (the caller frees its member). */
+static struct zentry zheap_pop(struct mem_zset *z)
+{
+    struct zentry top = z->heap[0], last = z->heap[--z->nheap];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= z->nheap)
+            break;
+        if (c + 1 < z->nheap && zless(&z->heap[c + 1], &z->heap[c]))
+            c++;
+        if (!zless(&z->heap[c], &last))
+            break;
+        z->heap[i] = z->heap[c];
+        i = c;
+    }
+    if (z->nheap)
+        z->heap[i] = last;
+    return top;
+}
+
+static bool zlive(const struct mem_zset *z, const struct zentry *e)
+{
+    const struct zmember *m = gw_map_get(z->members, e->member);
+    return m && m->gen == e->gen;
+}
+
+/* Drops stale entries from the top; afterwards the top (if any) is the lowest live score. */
+static void zclean_top(struct mem_zset *z)
+{
+    while (z->nheap && !zlive(z, &z->heap[0]))
+        free(zheap_pop(z).member);
+}
+
+static void zrebuild_entry(void *arg, const char *key, void *value)
+{
+    struct mem_zset *z = arg;
+    const struct zmember *m = value;
+    zheap_push(z, (struct zentry){m->score, m->gen, gw_strdup(key)});
+}
+
+static void zset_set(struct mem_zset *z, const char *member, long long score)
+{
+    struct zmember *m = gw_map_get(z->members, member);
+    if (m && m->score == score)
+        return;
+    if (!m) {
+        m = gw_calloc(1, sizeof *m);
+        gw_map_put(z->members, member, m);
+    }
+    m->score = score;
+    m->gen = ++z->gen;
+    zheap_push(z, (struct zentry){score, m->gen, gw_strdup(member)});
+    if (z->nheap > 2 * gw_map_count(z->members) + 64) {
+        for (size_t i = 0; i < z->nheap; i++)
+            free(z->heap[i].member);
+        z->nheap = 0;
+        gw_map_each(z->members, zrebuild_entry, z);
+    }
+}
+
+static bool zset_del(struct mem_zset *z, const char *member)
+{
+    struct zmember *m = gw_map_del(z->members, member);
+    free(m);
+    return m != NULL;
+}
+
+static struct mem_zset *obtain_zset(struct mem_store *m, const char *key, struct mval **vp)
+{
+    struct mval *v = obtain(m, key, V_ZSET);
+    if (!v)
+        return NULL;
+    if (!v->zset) {
+        v->zset = gw_calloc(1, sizeof *v->zset);
+        v->zset->members = gw_map_new();
+    }
+    *vp = v;
+    return v->zset;
+}
+
+static void tidy_zset(struct mem_store *m, const char *key, struct mval *v)
+{
+    if (!v->zset || gw_map_count(v->zset->members) == 0)
+        drop(m, key);
+}
+
+static int op_zadd(struct mem_store *m, const struct store_cmd *c, gw_store_cb cb, void *arg)
+{
+    struct mval *v;
+    struct mem_zset *z = obtain_zset(m, c->key, &v);
+    if (!z)
+        return GW_EINVAL;
+    char *member = gw_strndup(c->values[0].ptr, c->values[0].len);
+    const struct zmember *cur = gw_map_get(z->members, member);
+    int err = 0, written = 0;
+    if (!cur && c->count && gw_map_count(z->members) >= c->count)
+        err = GW_ELIMIT;
+    else if (!cur || (c->mode == GW_ZADD_SET || (c->mode == GW_ZADD_LT && c->score < cur->score))) {
+        zset_set(z, member, c->score);
+        written = 1;
+    }
+    free(member);
+    tidy_zset(m, c->key, v);
+    reply_int(m, cb, arg, err, written);
+    return 0;
+}
+
+static int op_zrem(struct mem_store *m, const struct store_cmd *c, gw_store_cb cb, void *arg)
+{
+    struct mval *v = lookup(m, c->key);
+    if (v && v->type != V_ZSET)
+        return GW_EINVAL;
+    long long removed = 0;
+    if (v && v->zset) {
+        char *member = gw_strndup(c->values[0].ptr, c->values[0].len);
+        const struct zmember *cur = gw_map_get(v->zset->members, member);
+        if (cur && (c->op == OP_ZREM || cur->score == c->score))
+            removed = zset_del(v->zset, member);
+        free(member);
+        tidy_zset(m, c->key, v);
+    }
+    reply_int(m, cb, arg, 0, removed);
+    return 0;
+}
+
+static int op_zclaim(struct mem_store *m, const struct store_cmd *c, gw_store_cb cb, void *arg)
+{
+    struct mval *v = lookup(m, c->key);
+    if (v && v->type != V_ZSET)
+        return GW_EINVAL;
+    struct mem_zset *z = v ? v->zset : NULL;
+    size_t n = 0, cap = c->count < 64 ? c->count : 64;
+    char **claimed = gw_calloc(cap, sizeof *claimed);
+    while (z && n < c->count) {
+        zclean_top(z);
+        if (!z->nheap || z->heap[0].score > c->score)
+            break;
+        struct zentry top = zheap_pop(z);
+        if (n == cap) {
+            cap *= 2;
+            claimed = gw_realloc(claimed, cap * sizeof *claimed);
+        }
+        claimed[n++] = top.member;
+    }
+    /* Leases are written after the loop so a lease at or below max_score is never reclaimed
+     * by the same call. */
+    for (size_t i = 0; i < n; i++)
+        zset_set(z, claimed[i], c->score2);
+    long long next = -1;
+    if (z) {
+        zclean_top(z);
+        if (z->nheap)
+            next = z->heap[0].score;
+    }
+    struct gw_store_str *items = gw_calloc(n ? n : 1, sizeof *items);
+    for (size_t i = 0; i < n; i++)
+        items[i] = gw_store_cstr(claimed[i]);
+    struct gw_store_reply r = {next, n, items};
+    store_complete(&m->base, cb, arg, 0, &r);
+    for (size_t i = 0; i < n; i++)
+        free(claimed[i]);
+    free(claimed);
+    free(items);
+    return 0;
+}
+
+static void set_field(struct mval *v, struct gw_store_str f, struct gw_store_str val)
+{
+    char *field = gw_strndup(f.ptr, f.len);
+    free(gw_map_get(v->map, field));
+    gw_map_put(v->map, field, blob_new(val.ptr, val.len));
+    free(field);
+}
+
+static void reply_hash(struct mem_store *m, struct mval *v, long long integer, gw_store_cb cb,
+                       void *arg)
+{
+    size_t n = v ? gw_map_count(v->map) * 2 : 0;
+    struct collect col = {gw_calloc(n ? n : 1, sizeof(struct gw_store_str)), 0, true};
+    if (v)
+        gw_map_each(v->map, collect_entry, &col);
+    struct gw_store_reply r = {integer, col.n, col.items};
+    store_complete(&m->base, cb, arg, 0, &r);
+    free(col.items);
+}
+
+static int op_hincrby(struct mem_store *m, const struct store_cmd *c, gw_store_cb cb, void *arg)
+{
+    struct mval *v = lookup(m, c->key);
+    if (v && v->type != V_HASH)
+        return GW_EINVAL;
+    long long cur = 0;
+    if (v) {
+        char *field = gw_strndup(c->fields[0].ptr, c->fields[0].len);
+        const struct blob *b = gw_map_get(v->map, field);
+        free(field);
+        if (b) {
+            char *end;
+            cur = strtoll(b->data, &end, 10);
+            if (end == b->data || *end)
+                return GW_EINVAL; /* not an integer: Redis refuses it too */
+        }
+    }
+    v = obtain(m, c->key, V_HASH);
+    char num[24];
+    int len = snprintf(num, sizeof num, "%lld", cur + c->score);
+    set_field(v, c->fields[0], (struct gw_store_str){num, (size_t)len});
+    for (size_t i = 1; i < c->n; i++)
+        set_field(v, c->fields[i], c->values[i]);
+    if (c->ttl_ms)
+        set_ttl(m, c->key, v, c->ttl_ms);
+    reply_hash(m, v, cur + c->score, cb, arg);
+    return 0;
+}
+
+static int op_htake(struct mem_store *m, const struct store_cmd *c, gw_store_cb cb, void *arg)
+{
+    struct mval *v = lookup(m, c->key);
+    if (v && v->type != V_HASH)
+        return GW_EINVAL;
+    reply_hash(m, v, 0, cb, arg); /* copied now, so the update below does not show */
+    for (size_t i = 0; v && i < c->n; i++)
+        set_field(v, c->fields[i], c->values[i]);
+    return 0;
+}
+
+static int op_sadd_capped(struct mem_store *m, const struct store_cmd *c, gw_store_cb cb, void *arg)
+{
+    struct mval *v = obtain(m, c->key, V_SET);
+    if (!v)
+        return GW_EINVAL;
+    char *member = gw_strndup(c->values[0].ptr, c->values[0].len);
+    int err = 0;
+    long long added = 0;
+    if (gw_map_get(v->map, member) == NULL) {
+        if (c->count && gw_map_count(v->map) >= c->count)
+            err = GW_ELIMIT;
+        else {
+            gw_map_put(v->map, member, v);
+            added = 1;
+        }
+    }
+    free(member);
+    if (!err && c->ttl_ms)
+        set_ttl(m, c->key, v, c->ttl_ms);
+    tidy(m, c->key, v);
+    reply_int(m, cb, arg, err, added);
+    return 0;
+}
+
+static int mem_submit_ext(struct mem_store *m, const struct store_cmd *c, gw_store_cb cb, void *arg)
+{
+    int rc = GW_EINVAL;
+    switch (c->op) {
+    case OP_ZADD:
+        rc = op_zadd(m, c, cb, arg);
+        break;
+    case OP_ZREM:
+    case OP_ZREM_IF:
+        rc = op_zrem(m, c, cb, arg);
+        break;
+    case OP_ZCLAIM:
+        rc = op_zclaim(m, c, cb, arg);
+        break;
+    case OP_HINCRBY:
+        rc = op_hincrby(m, c, cb, arg);
+        break;
+    case OP_HTAKE:
+        rc = op_htake(m, c, cb, arg);
+        break;
+    case OP_SADD_CAPPED:
+        rc = op_sadd_capped(m, c, cb, arg);
+        break;
+    default:
+        break;
+    }
+    if (rc == GW_EINVAL) /* wrong type or bad value: reported like the other ops */
+        reply_int(m, cb, arg, GW_EINVAL, 0);
     return 0;
 }

@@ -104,6 +104,10 @@ struct adapter {
 
 static void connect_conn(struct conn *c);
 static void subscribe_all(struct conn *c);
+static int send_argv(struct conn *c, int argc, const char **argv, const size_t *lens,
+                     gw_store_cb cb, void *arg, bool capped, bool guarded);
+static int redis_submit_ext(struct redis_store *rs, const struct store_cmd *cmd, gw_store_cb cb,
+                            void *arg);
 
 /* ---- adapter ---- */
 
@@ -686,6 +690,8 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
         ARGS(cmd->key);
         ARGV(cmd->values[0]);
         break;
+    default: /* OP_ZADD and later */
+        return redis_submit_ext(rs, cmd, cb, arg);
     }
 #undef ARG
 #undef ARGS
@@ -759,4 +765,165 @@ int store_redis_open(uv_loop_t *loop, const char *host, int port, int db, uint64
     connect_conn(&rs->cmd);
     *out = &rs->base;
     return 0;
+}
+
+/* ---- Sorted sets, hash counters and capped sets (store.h's last block) ----
+ *
+ * Each operation is one Lua script, so it is atomic against every other node's commands.
+ * Scores travel as decimal integers; Lua numbers are doubles, exact below 2^53. Two replies
+ * carry a number in front of an array (the next score of zclaim, the new value of hincrby):
+ * an adapter moves it into reply.integer before the caller sees the reply. */
+
+static const char ZADD_CAPPED[] =
+    "local cur = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
+    "if not cur then "
+    "  if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then "
+    "    return -1 end "
+    "  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) return 1 end "
+    "if ARGV[3] == 'nx' then return 0 end "
+    "if ARGV[3] == 'lt' and tonumber(ARGV[2]) >= tonumber(cur) then return 0 end "
+    "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) return 1";
+static const char ZREM_IF[] = "local cur = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
+                              "if cur and tonumber(cur) == tonumber(ARGV[2]) then "
+                              "  return redis.call('ZREM', KEYS[1], ARGV[1]) end return 0";
+static const char ZCLAIM[] =
+    "local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2]) "
+    "for i = 1, #m do redis.call('ZADD', KEYS[1], ARGV[3], m[i]) end "
+    "local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES') "
+    "table.insert(m, 1, first[2] or '-1') return m";
+static const char HINCRBY_SET[] =
+    "local v = redis.call('HINCRBY', KEYS[1], ARGV[3], ARGV[2]) "
+    "for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end "
+    "if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
+    "local h = redis.call('HGETALL', KEYS[1]) table.insert(h, 1, tostring(v)) return h";
+static const char HTAKE[] = "local h = redis.call('HGETALL', KEYS[1]) "
+                            "if #h > 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end return h";
+static const char SADD_CAPPED[] =
+    "local added = 0 "
+    "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then "
+    "  if tonumber(ARGV[2]) > 0 and redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then "
+    "    return -1 end "
+    "  added = redis.call('SADD', KEYS[1], ARGV[1]) end "
+    "if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end return added";
+
+struct lead {
+    gw_store_cb cb;
+    void *arg;
+};
+
+/* The first item of the reply is a number: it becomes reply.integer. */
+static void on_lead_reply(void *arg, int err, const struct gw_store_reply *r)
+{
+    struct lead *l = arg;
+    gw_store_cb cb = l->cb;
+    void *cb_arg = l->arg;
+    free(l);
+    if (!cb)
+        return;
+    if (err || !r || r->n == 0) {
+        struct gw_store_reply empty = {0, 0, NULL};
+        cb(cb_arg, err ? err : GW_EPROTO, &empty);
+        return;
+    }
+    char num[32];
+    snprintf(num, sizeof num, "%.*s", (int)(r->items[0].len < 31 ? r->items[0].len : 31),
+             r->items[0].ptr);
+    struct gw_store_reply out = {(long long)strtod(num, NULL), r->n - 1, r->items + 1};
+    cb(cb_arg, 0, &out);
+}
+
+static int redis_submit_ext(struct redis_store *rs, const struct store_cmd *cmd, gw_store_cb cb,
+                            void *arg)
+{
+    const char *argv[MAX_ARGS];
+    size_t lens[MAX_ARGS];
+    int n = 0;
+    char num1[24], num2[24], num3[24];
+    bool capped = false, lead = false;
+#define ARG(s, l) (argv[n] = (s), lens[n] = (l), n++)
+#define ARGS(s)   ARG((s), strlen(s))
+#define ARGV(v)   ARG((v).ptr, (v).len)
+#define SCRIPT(s) (ARGS("EVAL"), ARGS(s), ARGS("1"), ARGS(cmd->key))
+    switch (cmd->op) {
+    case OP_ZADD: {
+        static const char *const modes[] = {"set", "nx", "lt"};
+        if (cmd->mode < 0 || cmd->mode > 2)
+            return GW_EINVAL;
+        SCRIPT(ZADD_CAPPED);
+        ARGV(cmd->values[0]);
+        snprintf(num1, sizeof num1, "%lld", cmd->score);
+        ARGS(num1);
+        ARGS(modes[cmd->mode]);
+        snprintf(num2, sizeof num2, "%zu", cmd->count);
+        ARGS(num2);
+        capped = true;
+        break;
+    }
+    case OP_ZREM:
+        ARGS("ZREM");
+        ARGS(cmd->key);
+        ARGV(cmd->values[0]);
+        break;
+    case OP_ZREM_IF:
+        SCRIPT(ZREM_IF);
+        ARGV(cmd->values[0]);
+        snprintf(num1, sizeof num1, "%lld", cmd->score);
+        ARGS(num1);
+        break;
+    case OP_ZCLAIM:
+        SCRIPT(ZCLAIM);
+        snprintf(num1, sizeof num1, "%lld", cmd->score);
+        snprintf(num2, sizeof num2, "%zu", cmd->count);
+        snprintf(num3, sizeof num3, "%lld", cmd->score2);
+        ARGS(num1);
+        ARGS(num2);
+        ARGS(num3);
+        lead = true;
+        break;
+    case OP_HINCRBY:
+        if (cmd->n == 0 || cmd->n > (MAX_ARGS - 8) / 2)
+            return GW_EINVAL;
+        SCRIPT(HINCRBY_SET);
+        snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+        snprintf(num2, sizeof num2, "%lld", cmd->score);
+        ARGS(num1);
+        ARGS(num2);
+        ARGV(cmd->fields[0]);
+        for (size_t i = 1; i < cmd->n; i++) {
+            ARGV(cmd->fields[i]);
+            ARGV(cmd->values[i]);
+        }
+        lead = true;
+        break;
+    case OP_HTAKE:
+        if (cmd->n == 0 || cmd->n > (MAX_ARGS - 4) / 2)
+            return GW_EINVAL;
+        SCRIPT(HTAKE);
+        for (size_t i = 0; i < cmd->n; i++) {
+            ARGV(cmd->fields[i]);
+            ARGV(cmd->values[i]);
+        }
+        break;
+    case OP_SADD_CAPPED:
+        SCRIPT(SADD_CAPPED);
+        ARGV(cmd->values[0]);
+        snprintf(num1, sizeof num1, "%zu", cmd->count);
+        snprintf(num2, sizeof num2, "%llu", (unsigned long long)cmd->ttl_ms);
+        ARGS(num1);
+        ARGS(num2);
+        capped = true;
+        break;
+    default:
+        return GW_EINVAL;
+    }
+#undef SCRIPT
+#undef ARG
+#undef ARGS
+#undef ARGV
+    if (!lead)
+        return send_argv(&rs->cmd, n, argv, lens, cb, arg, capped, false);
+    struct lead *l = gw_malloc(sizeof *l);
+    l->cb = cb;
+    l->arg = arg;
+    return send_argv(&rs->cmd, n, argv, lens, on_lead_reply, l, false, false);
 }

@@ -371,6 +371,7 @@ static void create(struct gw_bosh *b, struct gw_http_req *req, struct gw_bosh_bo
     if (body->npayloads) /* nothing can go before the stream is open */
         GW_DEBUG("bosh.creation_payload_ignored", "count=%zu", body->npayloads);
     s->up = gw_upstream_new(b->core, &up_handlers, s);
+    gw_upstream_set_transport(s->up, GW_TRANSPORT_BOSH); /* metrics label */
     struct gw_hostport target;
     if (body->route && route_allowed(cfg, body->route, &target))
         gw_upstream_set_target(s->up, target.host, target.port);

@@ -41,6 +41,7 @@ struct route_entry {
     char *path, *name;
     size_t len;
     uint64_t *count[STATUS_CLASSES];
+    uint64_t *bytes[2]; /* request bodies in, response bodies out */
 };
 
 enum req_state {
@@ -176,6 +177,15 @@ int gw_http_route_add(struct gw_http *h, const struct gw_http_route *route)
     e->r.name = e->name;
     e->len = strlen(route->path);
     register_counts(h, route->name, e->count);
+    for (int d = 0; d < 2; d++) {
+        char labels[96];
+        snprintf(labels, sizeof labels, "route=\"%s\",direction=\"%s\"", route->name,
+                 d ? "out" : "in");
+        e->bytes[d] = gw_metrics_counter(h->core->metrics, "mxgw_http_bytes_total",
+                                         "HTTP body bytes, requests (in) and responses (out), "
+                                         "by route",
+                                         labels);
+    }
     return 0;
 }
 
@@ -331,6 +341,8 @@ static enum MHD_Result queue_answer(struct gw_http_req *req)
     uint64_t **slots = req->route ? req->route->count : req->h->unrouted;
     if (cls >= 1 && cls <= STATUS_CLASSES)
         (*slots[cls - 1])++;
+    if (req->route)
+        *req->route->bytes[1] += req->resp_len;
     GW_DEBUG("http.answer", "ip=%s method=%s route=%s status=%u bytes=%zu", req->ip,
              req->method_name, req->route ? req->route->r.name : "-", req->status, req->resp_len);
     return rc;
@@ -480,7 +492,25 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 /* Prepares a layer-made answer (errors, preflights) in the same form as a handler's. */
 static void answer_now(struct gw_http_req *req, unsigned status, const char *text)
 {
-    gw_http_respond_text(req, status, text);
+    if (req->route && req->route->r.refuse && !req->h->stopping) /* its owner may be gone */
+        req->route->r.refuse(req->route->r.arg, req, status, text);
+    if (!req->answered)
+        gw_http_respond_text(req, status, text);
+}
+
+/* The prefix route whose path the raw target starts with, segment-wise (for refusing a
+ * malformed path in that route's own format). */
+static struct route_entry *route_raw_prefix(struct gw_http *h, const char *target)
+{
+    struct route_entry *best = NULL;
+    for (size_t i = 0; i < h->nroutes; i++) {
+        struct route_entry *e = &h->routes[i];
+        if (e->r.prefix && e->len > 1 && strncmp(target, e->r.path, e->len) == 0 &&
+            (target[e->len] == '/' || target[e->len] == '?' || target[e->len] == '\0') &&
+            (!best || e->len > best->len))
+            best = e;
+    }
+    return best;
 }
 
 static bool media_type_ok(const struct gw_http_req *req)
@@ -532,6 +562,8 @@ static void begin(struct gw_http_req *req, const char *method)
     req->path = gw_malloc(n + 1);
     if (gw_http_canon_path(req->target, n, req->path, n + 1) != 0) {
         GW_INFO("http.bad_path", "ip=%s", req->ip);
+        req->path[0] = '\0';
+        req->route = route_raw_prefix(h, req->target);
         answer_now(req, MHD_HTTP_BAD_REQUEST, "malformed path");
         return;
     }
@@ -610,6 +642,7 @@ static void dispatch(struct gw_http_req *req)
         answer_now(req, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
         return;
     }
+    *req->route->bytes[0] += req->body_len;
     req->in_handler = true;
     req->route->r.handler(req->route->r.arg, req);
     req->in_handler = false;
@@ -651,6 +684,18 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     req->suspended = true;
     MHD_suspend_connection(conn);
     return MHD_YES;
+}
+
+/* At http_max_connections MHD takes its listen socket out of its epoll set and puts it back
+ * only in a later MHD_run(): run it once more after every close, or a connection waiting in the
+ * backlog would wait until some other event woke MHD. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)conn;
+    (void)socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+        kick(cls);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -781,15 +826,16 @@ int gw_http_start(struct gw_core *core, struct gw_http **out)
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     unsigned timeout_s = (unsigned)((cfg->http_connection_timeout_ms + 999) / 1000);
-    h->d = MHD_start_daemon(
-        flags, cfg->http_listen.port, NULL, NULL, on_access, h,
-        /* first, so that MHD logs every later complaint through us */
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        cfg->http_max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->http_connection_memory,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
-        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+    h->d = MHD_start_daemon(flags, cfg->http_listen.port, NULL, NULL, on_access, h,
+                            /* first, so that MHD logs every later complaint through us */
+                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR,
+                            (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
+                            cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                            cfg->http_max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+                            timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                            cfg->http_connection_memory, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                            h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_NOTIFY_CONNECTION,
+                            on_connection, h, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
     if (!h->d) {
         GW_ERROR("http.listen_failed", "addr=%s:%u", cfg->http_listen.host, cfg->http_listen.port);
         free(h);

@@ -63,6 +63,13 @@ struct gw_http_route {
     const char *cors_headers;
     gw_http_handler handler;
     void *arg;
+    /* Optional: answers the layer's own refusals of requests for this route instead of its
+     * short text/plain ones (REST answers them as problem+json): a malformed path that starts
+     * with the route's path (400), a method the route does not take (405, Allow already added),
+     * a body over the cap (413), a media type it does not accept (415), a CORS origin refused
+     * (403) and the server stopping (503). It must answer with gw_http_respond(); text is the
+     * layer's short reason. Runs with arg. */
+    void (*refuse)(void *arg, struct gw_http_req *req, unsigned status, const char *text);
 };
 
 /* Starts the daemon on cfg->http_listen with the limits of cfg (http_max_connections,

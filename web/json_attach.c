@@ -187,6 +187,7 @@ void gw_jsess_login(struct gw_jmod *m, struct gw_jconn *conn, const char *jid, c
     s->conn = conn;
     gw_jconn_set_session(conn, s);
     s->up = gw_upstream_new(s->core, &gw_js_up_handlers, s);
+    gw_upstream_set_transport(s->up, GW_TRANSPORT_WS_JSON); /* metrics label */
     int err = 0;
     s->login = gw_login_start(s->core, s->up, jid, password, resource, gw_js_plain_allowed(s),
                               login_done, s, &err);
@@ -572,6 +573,7 @@ void gw_jsess_adopt(struct gw_jmod *m, struct gw_jconn *conn, const char *sid,
     gw_session_set_state(s->sess, GW_SESSION_AUTHENTICATING);
     gw_jconn_set_session(conn, s);
     s->up = gw_upstream_new(s->core, &gw_js_up_handlers, s);
+    gw_upstream_set_transport(s->up, GW_TRANSPORT_WS_JSON); /* metrics label */
     int err = 0;
     s->login = gw_login_resume(s->core, s->up, rec->jid, &secret,
                                rec->sm_resume && *rec->sm_id ? rec->sm_id : NULL, rec->up_in_h,

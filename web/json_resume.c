@@ -23,8 +23,6 @@
 #include <string.h>
 #include <time.h>
 
-#define MSG_MAX 1024
-
 enum rstep { R_READ, R_WAIT, R_REREAD, R_CAS };
 
 struct gw_jresume {
@@ -423,18 +421,12 @@ static void on_reply(struct gw_jmod *m, const struct gw_json *obj)
     }
 }
 
-void gw_jresume_on_message(void *arg, const char *channel, const char *msg, size_t len)
+void gw_jresume_on_handover(void *arg, const struct gw_json *obj)
 {
-    struct gw_jmod *m = arg;
-    (void)channel;
-    struct gw_json *obj = NULL;
-    char why[64];
-    if (gw_json_parse(msg, len, MSG_MAX, &obj, why, sizeof why) != 0)
-        return;
-    const char *t = gw_json_str(obj, "t");
-    if (t && strcmp(t, "handover") == 0)
-        on_request(m, obj);
-    else if (t && strcmp(t, "released") == 0)
-        on_reply(m, obj);
-    gw_json_free(obj);
+    on_request(arg, obj);
+}
+
+void gw_jresume_on_released(void *arg, const struct gw_json *obj)
+{
+    on_reply(arg, obj);
 }

@@ -30,6 +30,7 @@
 #include "gateway/map.h"
 #include "gateway/mem.h"
 #include "gateway/metrics.h"
+#include "web/node_bus.h"
 #include "web/ws.h"
 #include "xmpp/csi.h"
 #include "xmpp/jid.h"
@@ -599,9 +600,10 @@ struct gw_jmod *gw_jmod_new(struct gw_core *core)
     struct gw_jmod *m = gw_calloc(1, sizeof *m);
     m->core = core;
     m->sessions = gw_map_new();
-    gw_jstore_channel(core->node_id, m->channel, sizeof m->channel);
-    if (core->store)
-        gw_store_subscribe(core->store, m->channel, gw_jresume_on_message, m);
+    if (core->bus) {
+        gw_node_bus_on(core->bus, "handover", gw_jresume_on_handover, m);
+        gw_node_bus_on(core->bus, "released", gw_jresume_on_released, m);
+    }
     struct gw_metrics *mx = core->metrics;
     if (mx) {
         static const char resumes[] = "JSON session resumes by outcome";

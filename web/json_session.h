@@ -20,9 +20,8 @@ struct gw_map;
 /* The module: one per process. */
 struct gw_jmod {
     struct gw_core *core;
-    struct gw_map *sessions;         /* sid -> struct gw_jsess: every JSON session this node owns */
-    struct gw_jresume *waiting;      /* resumes waiting for another node's handover reply */
-    char channel[GW_JSTORE_KEY_MAX]; /* this node's pub/sub channel */
+    struct gw_map *sessions;    /* sid -> struct gw_jsess: every JSON session this node owns */
+    struct gw_jresume *waiting; /* resumes waiting for another node's handover reply */
     uint64_t *m_resumed, *m_fresh, *m_resume_failed;
     uint64_t *m_handover_given, *m_handover_taken, *m_overflow, *m_rate_paused;
 };
@@ -68,7 +67,7 @@ struct gw_alias *gw_jconn_aliases(const struct gw_jconn *c);
 
 /* ---- the session (web/json_session.c) ---- */
 
-/* Sets up the module (subscribes to the node channel). Returns an owned module. */
+/* Sets up the module (registers its handover messages on core->bus). Returns an owned module. */
 struct gw_jmod *gw_jmod_new(struct gw_core *core);
 void gw_jmod_free(struct gw_jmod *m);
 
@@ -132,8 +131,10 @@ struct gw_jresume *gw_jresume_start(struct gw_jmod *m, struct gw_jconn *conn, co
                                     uint32_t h);
 /* conn went away while its resume was running. */
 void gw_jresume_conn_gone(struct gw_jresume *r);
-/* A message on this node's channel. */
-void gw_jresume_on_message(void *arg, const char *channel, const char *msg, size_t len);
+/* Messages on this node's channel (web/node_bus.h): another node asks for a session we own,
+ * or answers our request. arg is the module. */
+void gw_jresume_on_handover(void *arg, const struct gw_json *obj);
+void gw_jresume_on_released(void *arg, const struct gw_json *obj);
 /* Fails every resume still waiting (the module is going). */
 void gw_jresume_abort_all(struct gw_jmod *m);
 

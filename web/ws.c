@@ -70,7 +70,26 @@ struct gw_ws {
     size_t nprotos;
     struct lws_protocols *lws_protos;
     uint64_t *deflated; /* connections that negotiated permessage-deflate */
+    /* per subprotocol (index in protos), direction 0 from the client, 1 to the client */
+    uint64_t *(*m_messages)[2];
+    uint64_t *(*m_bytes)[2];
+    int64_t *m_queued; /* bytes queued towards clients, all connections */
 };
+
+/* The transport a subprotocol serves, for metrics labels (a fixed set: our own names). */
+static const char *transport_label(const char *proto)
+{
+    if (strcmp(proto, "xmpp") == 0)
+        return "ws-xmpp";
+    if (strncmp(proto, "mxgw.json", 9) == 0)
+        return "ws-json";
+    return proto;
+}
+
+static size_t proto_index(const struct gw_ws_conn *c)
+{
+    return (size_t)(c->proto - c->ws->protos);
+}
 
 #define PMD "permessage-deflate"
 
@@ -119,6 +138,7 @@ static void free_queue(struct gw_ws_conn *c)
         free(m);
     }
     c->tail = NULL;
+    *c->ws->m_queued -= (int64_t)c->queued;
     c->queued = 0;
     free(c->rx);
     c->rx = NULL;
@@ -190,6 +210,8 @@ static int on_receive(struct gw_ws_conn *c, const char *in, size_t len)
     c->fragments = 0;
     size_t n = c->rx_len;
     c->rx_len = 0;
+    (*c->ws->m_messages[proto_index(c)][0])++;
+    *c->ws->m_bytes[proto_index(c)][0] += n;
     c->proto->message(c->state, c->rx ? c->rx : "", n);
     /* Release the reassembly buffer of big messages so idle connections stay small. */
     if (c->rx_cap > 4096) {
@@ -226,6 +248,9 @@ static int on_writeable(struct gw_ws_conn *c)
         if (!c->head)
             c->tail = NULL;
         c->queued -= m->len;
+        *c->ws->m_queued -= (int64_t)m->len;
+        (*c->ws->m_messages[proto_index(c)][1])++;
+        *c->ws->m_bytes[proto_index(c)][1] += m->len;
         const struct gw_config *cfg = c->ws->core->cfg;
         if (c->deflate) /* for the deflater only: see the top of this file */
             deflate_option(c, "server_max_window_bits", cfg->ws_deflate_window_bits);
@@ -379,10 +404,28 @@ int gw_ws_start(struct gw_core *core, const struct gw_ws_proto *protos, size_t n
     ws->deflated =
         gw_metrics_counter(core->metrics, "mxgw_ws_deflate_total",
                            "WebSocket connections that negotiated permessage-deflate", NULL);
+    ws->m_messages = gw_calloc(nprotos, sizeof *ws->m_messages);
+    ws->m_bytes = gw_calloc(nprotos, sizeof *ws->m_bytes);
+    for (size_t i = 0; i < nprotos; i++)
+        for (int d = 0; d < 2; d++) {
+            char labels[96];
+            snprintf(labels, sizeof labels, "transport=\"%s\",direction=\"%s\"",
+                     transport_label(protos[i].name), d ? "out" : "in");
+            ws->m_messages[i][d] = gw_metrics_counter(
+                core->metrics, "mxgw_client_messages_total",
+                "WebSocket messages from (in) and to (out) clients, by transport", labels);
+            ws->m_bytes[i][d] = gw_metrics_counter(
+                core->metrics, "mxgw_client_bytes_total",
+                "Message bytes from (in) and to (out) clients, by transport", labels);
+        }
+    ws->m_queued = gw_metrics_gauge(core->metrics, "mxgw_queue_bytes",
+                                    "Bytes queued for writing, by queue", "queue=\"ws\"");
     ws->ctx = lws_create_context(&info);
     if (!ws->ctx) {
         GW_ERROR("ws.listen_failed", "addr=%s:%u", core->cfg->ws_listen.host,
                  core->cfg->ws_listen.port);
+        free(ws->m_messages);
+        free(ws->m_bytes);
         free(ws->lws_protos);
         free(ws);
         return GW_EIO;
@@ -398,6 +441,8 @@ void gw_ws_stop(struct gw_ws *ws)
     if (!ws)
         return;
     lws_context_destroy(ws->ctx);
+    free(ws->m_messages);
+    free(ws->m_bytes);
     free(ws->lws_protos);
     free(ws);
 }
@@ -419,6 +464,7 @@ int gw_ws_send(struct gw_ws_conn *c, const char *data, size_t len)
         c->head = m;
     c->tail = m;
     c->queued += len;
+    *c->ws->m_queued += (int64_t)len;
     if (c->queued > cap / 2)
         c->high = true;
     lws_callback_on_writable(c->wsi);

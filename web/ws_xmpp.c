@@ -276,6 +276,7 @@ static void *on_open(void *arg, struct gw_ws_conn *conn)
         return x;
     }
     x->up = gw_upstream_new(core, &up_handlers, x);
+    gw_upstream_set_transport(x->up, GW_TRANSPORT_WS_XMPP); /* metrics label */
     return x;
 }
 

@@ -12,6 +12,7 @@
 #include "gateway/err.h"
 #include "gateway/log.h"
 #include "gateway/mem.h"
+#include "gateway/metrics.h"
 #include "gateway/rand.h"
 #include "xmpp/stream.h"
 
@@ -34,9 +35,20 @@
 #define READ_BUDGET    (64 * 1024) /* bytes read per wakeup, so one stream cannot hog the loop */
 #define CLOSE_GRACE_MS 2000
 
+/* Series indexed by transport (GW_TRANSPORT_COUNT: "unknown") and direction (0 sent to the
+ * server, 1 received from it). */
+struct upstream_metrics {
+    int64_t *open;         /* connected streams */
+    int64_t *queued;       /* bytes waiting to be written, all streams */
+    uint64_t *connects[2]; /* ok, failed */
+    uint64_t *stanzas[GW_TRANSPORT_COUNT + 1][2];
+    uint64_t *bytes[GW_TRANSPORT_COUNT + 1][2];
+};
+
 struct shared {
     mbedtls_ssl_config conf;
     mbedtls_x509_crt ca;
+    struct upstream_metrics m;
 };
 
 enum state {
@@ -73,7 +85,25 @@ struct gw_upstream {
     char *domain;
     char *lang;
     struct gw_hostport *target; /* NULL: cfg->upstream */
+    /* metrics */
+    struct upstream_metrics *m;
+    unsigned transport; /* GW_TRANSPORT_COUNT: not labelled */
+    bool connected;     /* counted in m->open */
+    size_t accounted;   /* out.len as last added to m->queued */
 };
+
+/* Brings the queued-bytes gauge up to date with this stream's queue. */
+static void account(struct gw_upstream *up)
+{
+    *up->m->queued += (int64_t)up->out.len - (int64_t)up->accounted;
+    up->accounted = up->out.len;
+}
+
+static bool is_stanza(const struct gw_xml *el)
+{
+    return el->name && (strcmp(el->name, "message") == 0 || strcmp(el->name, "presence") == 0 ||
+                        strcmp(el->name, "iq") == 0);
+}
 
 static void on_io(uv_poll_t *h, int status, int events);
 static void flush(struct gw_upstream *up);
@@ -102,6 +132,30 @@ int gw_upstream_global_init(struct gw_core *core, char *err, size_t errlen)
         snprintf(err, errlen, "mbedtls config failed");
         return GW_ECONFIG;
     }
+    struct gw_metrics *mt = core->metrics;
+    sh->m.open = gw_metrics_gauge(mt, "mxgw_upstream_connections",
+                                  "Upstream c2s streams connected to the XMPP server", NULL);
+    sh->m.queued = gw_metrics_gauge(mt, "mxgw_queue_bytes", "Bytes queued for writing, by queue",
+                                    "queue=\"upstream\"");
+    sh->m.connects[0] =
+        gw_metrics_counter(mt, "mxgw_upstream_connects_total",
+                           "Upstream TCP connection attempts, by result", "result=\"ok\"");
+    sh->m.connects[1] =
+        gw_metrics_counter(mt, "mxgw_upstream_connects_total",
+                           "Upstream TCP connection attempts, by result", "result=\"failed\"");
+    for (unsigned t = 0; t <= GW_TRANSPORT_COUNT; t++)
+        for (int d = 0; d < 2; d++) {
+            char labels[96];
+            snprintf(labels, sizeof labels, "transport=\"%s\",direction=\"%s\"",
+                     t < GW_TRANSPORT_COUNT ? gw_transport_name((enum gw_transport)t) : "unknown",
+                     d ? "received" : "sent");
+            sh->m.stanzas[t][d] = gw_metrics_counter(
+                mt, "mxgw_upstream_stanzas_total",
+                "Stanzas between mxgw and the XMPP server's c2s port, by client transport", labels);
+            sh->m.bytes[t][d] = gw_metrics_counter(
+                mt, "mxgw_upstream_bytes_total",
+                "Bytes (before TLS) between mxgw and the XMPP server's c2s port", labels);
+        }
     mbedtls_ssl_conf_rng(&sh->conf, gw_rand_mbedtls, core->rand);
     mbedtls_ssl_conf_min_version(&sh->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
                                  MBEDTLS_SSL_MINOR_VERSION_3);
@@ -145,6 +199,7 @@ static void release(struct gw_upstream *up)
     }
     gw_xml_free(up->held_header);
     gw_buf_free(&up->out);
+    account(up);
     free(up->domain);
     free(up->lang);
     free(up->target);
@@ -161,6 +216,10 @@ static void on_handle_closed(uv_handle_t *h)
 /* Closes the socket and handles; the memory goes once libuv is done with the handles. */
 static void teardown(struct gw_upstream *up)
 {
+    if (up->connected) {
+        up->connected = false;
+        (*up->m->open)--;
+    }
     up->state = ST_DEAD;
     uv_timer_stop(&up->timer);
     if (up->poll_started) {
@@ -201,6 +260,8 @@ struct gw_upstream *gw_upstream_new(struct gw_core *core, const struct gw_upstre
     up->h = *h;
     up->arg = arg;
     up->fd = -1;
+    up->m = &((struct shared *)core->upstream_shared)->m;
+    up->transport = GW_TRANSPORT_COUNT;
     gw_buf_init(&up->out, core->cfg->limit_queue_bytes);
     uv_timer_init(core->loop, &up->timer);
     up->timer.data = up;
@@ -277,7 +338,9 @@ static void flush(struct gw_upstream *up)
             }
         }
         gw_buf_consume(&up->out, (size_t)n);
+        *up->m->bytes[up->transport][0] += (uint64_t)n;
     }
+    account(up);
     if (up->out.len == 0 && up->out.cap > 8192)
         gw_buf_free(&up->out); /* idle streams keep no big buffer */
     if (up->high && up->out.len < up->core->cfg->limit_queue_bytes / 2) {
@@ -466,6 +529,8 @@ static void p_stanza(void *arg, struct gw_xml *el)
         gw_xml_free(el);
         return;
     }
+    if (is_stanza(el))
+        (*up->m->stanzas[up->transport][1])++;
     up->h.stanza(up->arg, el);
 }
 
@@ -556,6 +621,7 @@ static void do_read(struct gw_upstream *up)
             }
         }
         budget -= (size_t)n < budget ? (size_t)n : budget;
+        *up->m->bytes[up->transport][1] += (uint64_t)n;
         gw_stream_feed(up->parser, buf, (size_t)n);
         if (up->state == ST_HANDSHAKE) /* <proceed/> arrived: the rest is TLS */
             return;
@@ -602,9 +668,13 @@ static void connected(struct gw_upstream *up)
     if (getsockopt(up->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
         GW_INFO("upstream.connect_failed", "addr=%s:%u err=\"%s\"", up->core->cfg->upstream.host,
                 up->core->cfg->upstream.port, strerror(err ? err : errno));
+        (*up->m->connects[1])++;
         finish(up, GW_EIO, "remote-connection-failed", NULL);
         return;
     }
+    (*up->m->connects[0])++;
+    (*up->m->open)++;
+    up->connected = true;
     up->state = ST_STREAM;
     if (up->core->cfg->upstream_tls == GW_TLS_OFF)
         up->tls_phase_done = true;
@@ -773,10 +843,18 @@ int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el)
         up->out.len = before;
         return rc;
     }
+    if (is_stanza(el))
+        (*up->m->stanzas[up->transport][0])++;
     flush(up);
+    account(up);
     if (up->state != ST_DEAD && up->out.len > up->core->cfg->limit_queue_bytes / 2)
         up->high = true;
     return 0;
+}
+
+void gw_upstream_set_transport(struct gw_upstream *up, enum gw_transport t)
+{
+    up->transport = (unsigned)t < GW_TRANSPORT_COUNT ? (unsigned)t : GW_TRANSPORT_COUNT;
 }
 
 size_t gw_upstream_queued(const struct gw_upstream *up)

@@ -6,6 +6,7 @@
 #define GW_UPSTREAM_H
 
 #include "gateway/core.h"
+#include "gateway/session.h"
 #include "xmpp/xml.h"
 
 #include <stdbool.h>
@@ -48,6 +49,9 @@ int gw_upstream_open(struct gw_upstream *up, const char *domain, const char *lan
 /* Connects to host:port instead of the configured upstream (a BOSH 'route' that the
  * configuration allows). Only before the first gw_upstream_open(); host is copied. */
 void gw_upstream_set_target(struct gw_upstream *up, const char *host, uint16_t port);
+/* Labels this stream's metrics (mxgw_upstream_stanzas_total, mxgw_upstream_bytes_total) with
+ * the transport of the session it serves; unlabelled streams count as transport="unknown". */
+void gw_upstream_set_transport(struct gw_upstream *up, enum gw_transport t);
 /* True once the stream runs over TLS. */
 bool gw_upstream_secure(const struct gw_upstream *up);
 /* Queues an element for the server, serialized in the jabber:client default namespace.

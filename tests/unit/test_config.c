@@ -9,7 +9,7 @@
 #include <string.h>
 
 static char example[512];
-static char example_text[16384];
+static char example_text[65536];
 
 static void check_documented(void *arg, const char *key, const char *def)
 {

@@ -13,6 +13,7 @@
 
 import { spawn, execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -496,6 +497,9 @@ export class Gateway {
       log_level: "debug",
       log_file: "-",
       http_listen: `127.0.0.1:${g.httpPort}`,
+      // The readiness probe's TCP connects would reach fake upstreams as unexpected
+      // connections; tests of /readyz turn it on.
+      ready_probe_interval: "0s",
     };
     if (env.redis) cfg.redis = env.redis.url;
     for (const [k, v] of Object.entries(options)) {
@@ -1218,4 +1222,133 @@ export async function restartRedis(redis) {
     "--dir", redis.dir, "--daemonize", "no", "--logfile", "", "--protected-mode", "yes",
   ], { logFile: path.join(redis.dir, "..", "redis.log") });
   await waitForPort(redis.port, { child: redis.child });
+}
+
+// ---------------------------------------------------------------------------------------------
+// REST API and operations (web/rest*.c, web/ops.c)
+
+/** Config keys that connect a gateway to the test Prosody's component (XEP-0114). */
+export function componentOptions(env, port) {
+  return {
+    component: `127.0.0.1:${port ?? env.prosody.componentPort}`,
+    component_domain: COMPONENT.domain,
+    component_secret: COMPONENT.secret,
+  };
+}
+
+/**
+ * Creates an API key with `mxgw key create` against the gateway's config (its store must be
+ * Redis). Returns { token, id }.
+ */
+export function createApiKey(gw, { jids = [`orders@${COMPONENT.domain}`], ops = ["*"], name = "it" } = {}) {
+  const args = ["key", "create", "-c", gw.confFile, "--name", name];
+  for (const j of jids) args.push("--jid", j);
+  for (const o of ops) args.push("--op", o);
+  const out = execFileSync(MXGW_BIN, args, {
+    encoding: "utf8", timeout: 20000,
+    env: { ...process.env, ASAN_OPTIONS: "detect_leaks=1" },
+  }).trim();
+  const m = /^mxgw_([0-9a-f]{16})_[0-9a-f]{64}$/.exec(out);
+  if (!m) throw new Error(`mxgw key create printed ${JSON.stringify(out)}`);
+  return { token: out, id: m[1] };
+}
+
+/** Runs `mxgw key ARGS… -c FILE`; returns { code, stdout, stderr }. */
+export function keyCommand(gw, ...args) {
+  return new Promise((resolve) => {
+    execFile(MXGW_BIN, ["key", ...args, "-c", gw.confFile], { timeout: 20000 },
+      (err, stdout, stderr) => resolve({ code: err ? err.code : 0, stdout, stderr }));
+  });
+}
+
+/**
+ * One raw HTTP request to a gateway (node:http, so the path is sent exactly as given: no URL
+ * normalisation). Returns { status, headers, text, json }.
+ */
+export function httpRequest(gw, method, path, { headers = {}, body, timeoutMs = 20000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined
+      : typeof body === "string" || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+    const h = { ...headers };
+    // A header given as undefined is left out (Content-Length: undefined sends a chunked body).
+    if (data !== undefined && !("Content-Length" in h)) h["Content-Length"] = Buffer.byteLength(data);
+    for (const k of Object.keys(h)) if (h[k] === undefined || h[k] === null) delete h[k];
+    const req = http.request({ host: "127.0.0.1", port: gw.httpPort, method, path, headers: h }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        let json;
+        try {
+          json = text ? JSON.parse(text) : undefined;
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode, headers: res.headers, text, json });
+      });
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${path}: no answer in ${timeoutMs} ms`)));
+    req.on("error", reject);
+    if (data !== undefined) req.write(data);
+    req.end();
+  });
+}
+
+/** A REST call with a Bearer key and a JSON body. */
+export function restCall(gw, method, path, { key, body, headers = {}, ...rest } = {}) {
+  const h = { Accept: "application/json", ...headers };
+  if (key) h.Authorization = `Bearer ${key}`;
+  if (body !== undefined && !h["Content-Type"]) h["Content-Type"] = "application/json";
+  return httpRequest(gw, method, path, { headers: h, body, ...rest });
+}
+
+/**
+ * A TCP relay from a local port to target, which can be cut (connections dropped, port closed)
+ * and restored on the same port: a component link that goes down and comes back.
+ */
+export class TcpRelay {
+  static async start(targetPort) {
+    const r = new TcpRelay();
+    r.targetPort = targetPort;
+    r.sockets = new Set();
+    r.port = await freePort();
+    await r.up();
+    return r;
+  }
+
+  up() {
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, "127.0.0.1");
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on("close", () => this.sockets.delete(s));
+        s.on("error", () => {});
+      }
+      client.pipe(upstream);
+      upstream.pipe(client);
+      client.on("close", () => upstream.destroy());
+      upstream.on("close", () => client.destroy());
+    });
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.port, "127.0.0.1", resolve);
+    });
+  }
+
+  down() {
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Parses Prometheus text into { "name{labels}": value }. */
+export function parseMetrics(text) {
+  const out = {};
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    out[line.slice(0, i)] = Number(line.slice(i + 1));
+  }
+  return out;
 }
