@@ -12,6 +12,7 @@
 #include "gateway/log.h"
 #include "gateway/map.h"
 #include "gateway/mem.h"
+#include "gateway/metrics.h"
 #include "gateway/rand.h"
 #include "gateway/store.h"
 
@@ -50,6 +51,8 @@ struct gw_registry {
     void (*on_empty)(void *arg);
     void *on_empty_arg;
     size_t by_state[GW_TRANSPORT_COUNT][GW_SESSION_STATE_COUNT]; /* live sessions */
+    uint64_t *m_logins[GW_TRANSPORT_COUNT][2];                   /* [t][ok] */
+    uint64_t *m_login_failures[GW_LOGIN_FAILURE_COUNT];
 };
 
 static const char *const transport_names[] = {"ws-xmpp", "ws-json", "bosh"};
@@ -79,6 +82,29 @@ struct gw_registry *gw_registry_new(struct gw_core *core)
     reg->core = core;
     reg->by_id = gw_map_new();
     reg->per_ip = gw_map_new();
+    static uint64_t sink;
+    static const char *const reasons[] = {"credentials", "mechanism", "server"};
+    for (int t = 0; t < GW_TRANSPORT_COUNT; t++)
+        for (int ok = 0; ok < 2; ok++) {
+            char labels[64];
+            snprintf(labels, sizeof labels, "transport=\"%s\",result=\"%s\"", transport_names[t],
+                     ok ? "ok" : "failed");
+            reg->m_logins[t][ok] =
+                core->metrics ? gw_metrics_counter(core->metrics, "mxgw_logins_total",
+                                                   "Logins (SASL and bind, run by mxgw for JSON "
+                                                   "clients, relayed for the others), by transport "
+                                                   "and result",
+                                                   labels)
+                              : &sink;
+        }
+    for (int i = 0; i < GW_LOGIN_FAILURE_COUNT; i++) {
+        char labels[48];
+        snprintf(labels, sizeof labels, "reason=\"%s\"", reasons[i]);
+        reg->m_login_failures[i] =
+            core->metrics ? gw_metrics_counter(core->metrics, "mxgw_login_failures_total",
+                                               "Failed logins, by reason", labels)
+                          : &sink;
+    }
     return reg;
 }
 
@@ -380,6 +406,14 @@ void gw_session_set_jid(struct gw_session *s, const char *jid)
         start_refresh(s);
     }
     record_write(s);
+}
+
+void gw_session_count_login(struct gw_session *s, bool ok, enum gw_login_failure why)
+{
+    struct gw_registry *reg = s->core->reg;
+    (*reg->m_logins[s->transport][ok])++;
+    if (!ok)
+        (*reg->m_login_failures[why])++;
 }
 
 void gw_session_touch(struct gw_session *s)

@@ -5,6 +5,7 @@
 
 #include "gateway/core.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,6 +78,15 @@ void gw_session_set_state(struct gw_session *s, enum gw_session_state state);
 void gw_session_set_jid(struct gw_session *s, const char *jid);
 /* Notes client activity (for "last activity"; the store record is refreshed lazily). */
 void gw_session_touch(struct gw_session *s);
+/* Why a login failed (the label of mxgw_login_failures_total). */
+enum gw_login_failure {
+    GW_LOGIN_CREDENTIALS, /* the server refused the credentials */
+    GW_LOGIN_MECHANISM,   /* no acceptable SASL mechanism, or the server failed to prove itself */
+    GW_LOGIN_SERVER,      /* anything else the server or the link did */
+    GW_LOGIN_FAILURE_COUNT,
+};
+/* Counts a login on this session's transport: ok, or failed for why (ignored when ok). */
+void gw_session_count_login(struct gw_session *s, bool ok, enum gw_login_failure why);
 const char *gw_session_id(const struct gw_session *s);
 const char *gw_session_jid(const struct gw_session *s);
 enum gw_session_state gw_session_state(const struct gw_session *s);

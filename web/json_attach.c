@@ -147,10 +147,18 @@ static void login_done(void *arg, const struct gw_login_result *r)
     s->login = NULL;
     if (r->err) {
         GW_INFO("json.login_failed", "session=%s condition=%s", s->sid, r->condition);
+        bool creds = r->condition && strcmp(r->condition, "not-authorized") == 0;
+        bool mech = r->condition && (strcmp(r->condition, "invalid-mechanism") == 0 ||
+                                     strcmp(r->condition, "bad-auth") == 0);
+        gw_session_count_login(s->sess, false,
+                               creds  ? GW_LOGIN_CREDENTIALS
+                               : mech ? GW_LOGIN_MECHANISM
+                                      : GW_LOGIN_SERVER);
         gw_login_free(lg);
         gw_js_end(s, r->condition, "login failed", GW_WS_CLOSE_NORMAL);
         return;
     }
+    gw_session_count_login(s->sess, true, 0);
     set_identity(s, r->full_jid);
     s->sm = r->sm_id != NULL;
     s->sm_resume = s->sm && r->sm_resume;

@@ -606,12 +606,11 @@ struct gw_jmod *gw_jmod_new(struct gw_core *core)
     }
     struct gw_metrics *mx = core->metrics;
     if (mx) {
-        static const char resumes[] = "JSON session resumes by outcome";
-        m->m_resumed =
-            gw_metrics_counter(mx, "mxgw_json_resumes_total", resumes, "result=\"resumed\"");
-        m->m_fresh = gw_metrics_counter(mx, "mxgw_json_resumes_total", resumes, "result=\"fresh\"");
+        static const char resumes[] = "Session resumes (JSON protocol), by outcome";
+        m->m_resumed = gw_metrics_counter(mx, "mxgw_resumes_total", resumes, "result=\"resumed\"");
+        m->m_fresh = gw_metrics_counter(mx, "mxgw_resumes_total", resumes, "result=\"fresh\"");
         m->m_resume_failed =
-            gw_metrics_counter(mx, "mxgw_json_resumes_total", resumes, "result=\"failed\"");
+            gw_metrics_counter(mx, "mxgw_resumes_total", resumes, "result=\"failed\"");
         static const char handovers[] = "JSON sessions handed between nodes";
         m->m_handover_given =
             gw_metrics_counter(mx, "mxgw_json_handovers_total", handovers, "role=\"given\"");

@@ -226,31 +226,6 @@ static void register_series(struct gw_ops *o)
             gw_metrics_gauge_fn(m, "mxgw_sessions", "Sessions on this node, by transport and state",
                                 labels, session_count, g);
         }
-    /* Counted by the front ends that log users in (JSON sessions; BOSH and RFC 7395 clients
-     * run SASL themselves): registered here so that every name exists from the start. */
-    static const char *const transports[] = {"ws-json", "ws-xmpp", "bosh"};
-    for (int t = 0; t < 3; t++)
-        for (int ok = 0; ok < 2; ok++) {
-            char labels[96];
-            snprintf(labels, sizeof labels, "transport=\"%s\",result=\"%s\"", transports[t],
-                     ok ? "ok" : "failed");
-            gw_metrics_counter(m, "mxgw_logins_total", "Logins, by transport and result", labels);
-        }
-    static const char *const resume_results[] = {"ok", "failed", "handover"};
-    for (int i = 0; i < 3; i++) {
-        char labels[48];
-        snprintf(labels, sizeof labels, "result=\"%s\"", resume_results[i]);
-        gw_metrics_counter(m, "mxgw_resumes_total",
-                           "Session resumptions: on this node (ok), from another node (handover), "
-                           "refused (failed)",
-                           labels);
-    }
-    static const char *const reasons[] = {"credentials", "mechanism", "server", "limit"};
-    for (int i = 0; i < 4; i++) {
-        char labels[48];
-        snprintf(labels, sizeof labels, "reason=\"%s\"", reasons[i]);
-        gw_metrics_counter(m, "mxgw_login_failures_total", "Failed logins, by reason", labels);
-    }
     static const double lag_bounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
     o->m_lag = gw_metrics_histogram(m, "mxgw_loop_lag_seconds",
                                     "How late a timer due every 250 ms runs: the event loop's lag",

@@ -24,6 +24,13 @@ void gw_relay_client_ns(struct gw_xml *el, const char *inherited)
 
 void gw_relay_watch_bind(struct gw_session *sess, const struct gw_xml *el)
 {
+    if (gw_xml_is(el, GW_NS_SASL, "failure")) {
+        gw_session_count_login(sess, false,
+                               gw_xml_child(el, GW_NS_SASL, "invalid-mechanism")
+                                   ? GW_LOGIN_MECHANISM
+                                   : GW_LOGIN_CREDENTIALS);
+        return;
+    }
     if (!gw_xml_is(el, GW_NS_CLIENT, "iq"))
         return;
     const char *type = gw_xml_attr(el, "type");
@@ -35,6 +42,8 @@ void gw_relay_watch_bind(struct gw_session *sess, const struct gw_xml *el)
     struct gw_jid parsed;
     if (gw_jid_parse(text, &parsed) == 0) {
         char *bare = gw_jid_bare(&parsed);
+        if (gw_session_state(sess) != GW_SESSION_BOUND)
+            gw_session_count_login(sess, true, 0);
         gw_session_set_jid(sess, bare);
         gw_session_set_state(sess, GW_SESSION_BOUND);
         free(bare);

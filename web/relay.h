@@ -13,7 +13,7 @@
 void gw_relay_client_ns(struct gw_xml *el, const char *inherited);
 
 /* Watches an upstream element for the result of resource binding and records the bare JID
- * and the bound state on the session. */
+ * and the bound state on the session; counts the login (bound, or a SASL failure). */
 void gw_relay_watch_bind(struct gw_session *sess, const struct gw_xml *el);
 
 #endif

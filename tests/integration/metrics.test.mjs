@@ -70,7 +70,8 @@ test("promtool accepts /metrics and the counters move with traffic", { timeout: 
   assert.equal(after.mxgw_upstream_connections, 1);
   assert.ok(after.mxgw_loop_lag_seconds_count > 0);
   assert.ok(delta('mxgw_component_stanzas_total{direction="out"}') >= 3);
-  for (const name of ['mxgw_logins_total{transport="ws-json",result="ok"}', 'mxgw_resumes_total{result="ok"}',
+  assert.ok(delta('mxgw_logins_total{transport="ws-json",result="ok"}') >= 1, "the JSON login counted");
+  for (const name of ['mxgw_logins_total{transport="bosh",result="failed"}', 'mxgw_resumes_total{result="resumed"}',
     'mxgw_store_errors_total{error="timeout"}', 'mxgw_http_bytes_total{route="bosh",direction="in"}',
     'mxgw_queue_bytes{queue="ws"}', 'mxgw_queue_bytes{queue="upstream"}', "mxgw_ready"]) {
     assert.ok(name in after, `${name} missing`);
