@@ -11,6 +11,8 @@ struct gw_store;
 struct gw_registry;
 struct gw_rand;
 struct gw_metrics;
+struct gw_component;
+struct gw_push;
 
 struct gw_core {
     uv_loop_t *loop;
@@ -18,8 +20,10 @@ struct gw_core {
     struct gw_store *store;
     struct gw_registry *reg;
     struct gw_rand *rand;
-    struct gw_metrics *metrics; /* every module registers its series here */
-    void *upstream_shared;      /* xmpp/upstream.c's process-wide TLS client state */
+    struct gw_metrics *metrics;     /* every module registers its series here */
+    void *upstream_shared;          /* xmpp/upstream.c's process-wide TLS client state */
+    struct gw_component *component; /* the XEP-0114 link, NULL when off (xmpp/component.h) */
+    struct gw_push *push;           /* NULL when push is off (push/push.h) */
     char node_id[64];
     bool draining; /* set by SIGTERM: no new sessions */
 };

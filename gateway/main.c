@@ -8,9 +8,11 @@
 #include "gateway/rand.h"
 #include "gateway/session.h"
 #include "gateway/store.h"
+#include "push/push.h"
 #include "web/ws.h"
 #include "web/ws_json.h"
 #include "web/ws_xmpp.h"
+#include "xmpp/component.h"
 #include "xmpp/upstream.h"
 
 #include <getopt.h>
@@ -51,6 +53,47 @@ static void store_closed(void *arg)
     a->core.store = NULL;
 }
 
+/* Push gives its in-flight deliveries back to the store and the component link ends its
+ * stream before the store closes. */
+static void component_closed(void *arg)
+{
+    struct app *a = arg;
+    a->core.component = NULL;
+    if (a->core.store)
+        gw_store_close(a->core.store, store_closed, a);
+}
+
+static void push_closed(void *arg)
+{
+    struct app *a = arg;
+    a->core.push = NULL;
+    if (a->core.component)
+        gw_component_close(a->core.component, component_closed, a);
+    else
+        component_closed(a);
+}
+
+/* The component link and push, from the config; returns 0 or 1 (logged). */
+static int start_push(struct app *a)
+{
+    char err[256];
+    int rc = gw_component_new(&a->core, &a->core.component, err, sizeof err);
+    if (rc && rc != GW_ENOTFOUND) {
+        GW_ERROR("start.failed", "what=component detail=\"%s\"", err);
+        return 1;
+    }
+    rc = gw_push_new(&a->core, a->core.component, &a->core.push, err, sizeof err);
+    if (rc && rc != GW_ENOTFOUND) {
+        GW_ERROR("start.failed", "what=push detail=\"%s\"", err);
+        return 1;
+    }
+    if (a->core.component)
+        gw_component_start(a->core.component);
+    if (a->core.push)
+        gw_push_start(a->core.push);
+    return 0;
+}
+
 /* Final step of a shutdown: every session is gone (or the drain time ran out). Releasing the
  * listeners, the store and our handles lets uv_run() return. */
 static void finish(struct app *a)
@@ -65,8 +108,10 @@ static void finish(struct app *a)
     close_handle((uv_handle_t *)&a->sigterm);
     close_handle((uv_handle_t *)&a->sigint);
     close_handle((uv_handle_t *)&a->sighup);
-    if (a->core.store)
-        gw_store_close(a->core.store, store_closed, a);
+    if (a->core.push)
+        gw_push_close(a->core.push, push_closed, a);
+    else
+        push_closed(a);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -168,7 +213,10 @@ static int run(struct app *a)
 
     gw_ws_xmpp_proto(&a->core, &a->protos[0]);
     gw_ws_json_proto(&a->core, &a->protos[1]);
-    if (gw_ws_start(&a->core, a->protos, 2, &a->ws) != 0) {
+    if (start_push(a) != 0) {
+        a->exit_code = 1;
+        finish(a);
+    } else if (gw_ws_start(&a->core, a->protos, 2, &a->ws) != 0) {
         a->exit_code = 1;
         finish(a);
     } else {

@@ -13,6 +13,7 @@
 #include "gateway/log.h"
 #include "gateway/mem.h"
 #include "gateway/session.h"
+#include "web/json_push.h"
 #include "xmpp/jid.h"
 #include "xmpp/json.h"
 #include "xmpp/login.h"
@@ -30,9 +31,10 @@ struct jws {
     struct gw_ws_conn *conn; /* NULL once the socket is gone */
     struct gw_session *sess;
     struct gw_upstream *up;
-    struct gw_login *login; /* while logging in */
-    char *jid;              /* full JID once bound */
-    char *lang;             /* the upstream stream's xml:lang */
+    struct gw_login *login;    /* while logging in */
+    struct gw_json_push *push; /* push ops (web/json_push.c), NULL until the first */
+    char *jid;                 /* full JID once bound */
+    char *lang;                /* the upstream stream's xml:lang */
     bool logged_in, ended, sm, up_acks_pending, client_ack_requested;
     bool up_paused;
     uint32_t to_client;    /* stanzas sent to the client */
@@ -165,6 +167,8 @@ static void up_stanza(void *arg, struct gw_xml *el)
 {
     struct jws *x = arg;
     if (x->login && gw_login_stanza(x->login, el))
+        return;
+    if (gw_json_push_upstream(x->push, el))
         return;
     if (x->ended) {
         gw_xml_free(el);
@@ -363,8 +367,12 @@ static void on_message(void *state, const char *data, size_t len)
         } else {
             send_ack(x, "a", x->server_acked);
         }
+    } else if (strncmp(op, "push.", 5) == 0) {
+        struct gw_json_push_io io = {x->core, &x->conn, &x->up,
+                                     x->logged_in ? gw_session_jid(x->sess) : NULL};
+        gw_json_push_op(&x->push, &io, op, obj);
     } else if (strcmp(op, "resume") == 0 || strcmp(op, "active") == 0 ||
-               strcmp(op, "inactive") == 0 || strncmp(op, "push.", 5) == 0) {
+               strcmp(op, "inactive") == 0) {
         send_error(x, "feature-not-implemented", "reserved in this version", NULL, false);
     } else {
         send_error(x, "bad-request", "unknown op", NULL, false);
@@ -393,6 +401,7 @@ static void on_closed(void *state)
     struct jws *x = state;
     x->conn = NULL;
     end_upstream(x);
+    gw_json_push_end(x->push);
     gw_session_close(x->sess);
     free(x->jid);
     free(x->lang);

@@ -838,6 +838,21 @@ void gw_component_on(struct gw_component *c, const char *name, const char *child
     *tail = h;
 }
 
+void gw_component_off(struct gw_component *c, gw_component_handler fn, void *arg)
+{
+    for (struct handler **ph = &c->handlers; *ph;) {
+        struct handler *h = *ph;
+        if (h->fn == fn && h->arg == arg) {
+            *ph = h->next;
+            free(h->name);
+            free(h->ns);
+            free(h);
+        } else {
+            ph = &h->next;
+        }
+    }
+}
+
 static void add_str(struct strnode **list, const char *a, const char *b, const char *cc)
 {
     struct strnode *n = gw_calloc(1, sizeof *n);
