@@ -20,12 +20,13 @@ struct gw_core {
     struct gw_store *store;
     struct gw_registry *reg;
     struct gw_rand *rand;
-    struct gw_metrics *metrics;     /* every module registers its series here */
-    void *upstream_shared;          /* xmpp/upstream.c's process-wide TLS client state */
-    struct gw_component *component; /* the XEP-0114 link, NULL when off (xmpp/component.h) */
-    struct gw_push *push;           /* NULL when push is off (push/push.h) */
+    struct gw_metrics *metrics; /* every module registers its series here */
+    void *upstream_shared;      /* xmpp/upstream.c's process-wide TLS client state */
     char node_id[64];
     bool draining; /* set by SIGTERM: no new sessions */
+
+    struct gw_component *component; /* the XEP-0114 link, NULL when off (xmpp/component.h) */
+    struct gw_push *push;           /* NULL when push is off (push/push.h) */
 };
 
 #endif

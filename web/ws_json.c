@@ -31,16 +31,17 @@ struct jws {
     struct gw_ws_conn *conn; /* NULL once the socket is gone */
     struct gw_session *sess;
     struct gw_upstream *up;
-    struct gw_login *login;    /* while logging in */
-    struct gw_json_push *push; /* push ops (web/json_push.c), NULL until the first */
-    char *jid;                 /* full JID once bound */
-    char *lang;                /* the upstream stream's xml:lang */
+    struct gw_login *login; /* while logging in */
+    char *jid;              /* full JID once bound */
+    char *lang;             /* the upstream stream's xml:lang */
     bool logged_in, ended, sm, up_acks_pending, client_ack_requested;
     bool up_paused;
     uint32_t to_client;    /* stanzas sent to the client */
     uint32_t client_acked; /* of those, acknowledged by the client */
     uint32_t from_client;  /* client stanzas sent upstream */
     uint32_t server_acked; /* of those, acknowledged by the server */
+
+    struct gw_json_push *push; /* push ops (web/json_push.c), NULL until the first */
 };
 
 static const char *sid(const struct jws *x)
