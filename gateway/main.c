@@ -103,7 +103,6 @@ static void finish(struct app *a)
     a->stopping = true;
     GW_INFO("shutdown.finish", "sessions=%zu", gw_registry_count(a->core.reg));
     gw_ws_stop(a->ws);
-    a->ws = NULL;
     close_handle((uv_handle_t *)&a->drain_timer);
     close_handle((uv_handle_t *)&a->sigterm);
     close_handle((uv_handle_t *)&a->sigint);
@@ -226,6 +225,7 @@ static int run(struct app *a)
     }
     uv_run(&loop, UV_RUN_DEFAULT);
 
+    gw_ws_free(a->ws);
     gw_registry_free(a->core.reg);
     gw_upstream_global_free(&a->core);
     gw_rand_free(a->core.rand);
