@@ -289,7 +289,9 @@ const char *gw_push_kind_name(enum gw_push_kind kind)
 
 /* ---- XEP-0357 publish ---- */
 
-/* The first <value/> of field var in a data form; owned, or NULL. */
+/* The first <value/> of field var in a data form; owned, or NULL when the field or its value
+ * is absent (a form lists every field, and leaves the value out when there is none). present,
+ * if given, is set when there is a value. */
 static char *form_value(const struct gw_xml *form, const char *var, bool *present)
 {
     for (const struct gw_xml *f = gw_xml_next_element(form, NULL); f;
@@ -297,10 +299,10 @@ static char *form_value(const struct gw_xml *form, const char *var, bool *presen
         const char *v = gw_xml_attr(f, "var");
         if (!gw_xml_is(f, NS_DATA, "field") || !v || strcmp(v, var) != 0)
             continue;
-        if (present)
-            *present = true;
         const struct gw_xml *val = gw_xml_child(f, NS_DATA, "value");
-        return val ? gw_xml_text(val) : gw_strdup("");
+        if (val && present)
+            *present = true;
+        return val ? gw_xml_text(val) : NULL;
     }
     return NULL;
 }

@@ -60,7 +60,7 @@ struct gw_push_publish {
     long count;     /* message-count, 1 when absent */
     char *sender;   /* last-message-sender, NULL when absent */
     char *body;     /* last-message-body, NULL when absent (capped like events) */
-    bool important; /* a last-message-body field was present (Prosody's mark of importance) */
+    bool important; /* last-message-body has a value (Prosody's mark of importance) */
     char *secret;   /* the publish-options "secret" field, NULL when absent */
 };
 

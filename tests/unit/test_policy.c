@@ -294,6 +294,17 @@ static void test_publish(void)
     gw_push_publish_clear(&p);
     gw_xml_free(el);
 
+    /* Prosody with push_notification_with_body lists the field without a value for a message
+     * that has no body (a chat state): not important. */
+    el = parse(PUB_HEAD "<field var='message-count'><value>1</value></field><field "
+                        "var='last-message-sender'><value>j@c.example/b</value></field><field "
+                        "var='last-message-body'/>" PUB_TAIL "</pubsub></iq>");
+    CHECK(gw_push_parse_publish(el, 256, &p, &why) == 0 && !p.important && !p.body &&
+              same(p.sender, "j@c.example/b"),
+          "a field without a value: expected not important");
+    gw_push_publish_clear(&p);
+    gw_xml_free(el);
+
     /* Prosody's important push without the body: the placeholder marks it important. */
     el = parse(PUB_HEAD "<field var='last-message-body'><value>New Message!</value></field>"
                         "<field var='message-count'><value>x7</value></field>" PUB_TAIL
