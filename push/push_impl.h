@@ -17,10 +17,13 @@
  *
  * Merging, without a lock: an event increments pending; the one that takes it from 0 to 1
  * schedules the device at max(now, cool) (urgent: now), the others only add to the count. A
- * sender claims the due entry (moving its score to a lease), takes the pending count and sets
- * cool = now + window in one atomic step, sends, and on success removes the entry only if its
- * score is still its lease (an event that arrived meanwhile has rescheduled it). On failure it
- * gives the count back and reschedules. */
+ * sender claims the due entry (moving its score to a lease), reads the count and sets cool =
+ * now + window in one atomic step, sends, and then subtracts what it sent: whatever arrived
+ * meanwhile stays, and the entry moves to the end of the window unless an urgent event moved
+ * it earlier. The count stays in the store until a delivery settles, so a node that dies
+ * mid-way loses nothing: its lease runs out and the push goes out again (at least once). A
+ * failure only records the attempt and reschedules.
+ */
 #ifndef GW_PUSH_IMPL_H
 #define GW_PUSH_IMPL_H
 

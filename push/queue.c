@@ -3,13 +3,13 @@
  * Enqueue: HINCRBY pending (+ the event's fields) returns the hash; the event that made pending
  * 1 schedules the device (due = max(now, cool), or now when urgent), an urgent one moves an
  * existing entry earlier, the rest are merged.
- * Drain: a node claims due devices (as many as it has free request slots) with a lease, takes
- * each device's pending push (resetting it and starting the quiet window), sends it, then on
- * success removes the entry if its score is still the lease; on a failure it gives the count
- * back and reschedules: Retry-After when the service sent one (429, 503), exponential backoff
- * with jitter otherwise, at most push_max_attempts times. A 404 or 410 deletes the
- * registration. The node keeps one timer, armed for the earliest score it knows of (other
- * nodes announce what they schedule on a channel, so a node that dies leaves nothing behind:
+ * Drain: a node claims due devices (as many as it has free request slots) with a lease, reads
+ * each device's count (starting the quiet window), sends it, then subtracts the count it sent
+ * (removing the entry if nothing new came and its score is still the lease). A failure leaves
+ * the count alone and reschedules: Retry-After when the service sent one (429, 503),
+ * exponential backoff with jitter otherwise, at most push_max_attempts times; a 404 or 410
+ * deletes the registration. The node keeps one timer, armed for the earliest score it knows of
+ * (other nodes announce what they schedule on a channel, so a node that dies leaves nothing behind:
  * its leases run out and whoever is awake claims them). */
 #include "push/push_impl.h"
 
@@ -118,7 +118,7 @@ static void on_counted(void *arg, int err, const struct gw_store_reply *r)
     const char *cool = push_field(r, "cool");
     int64_t cool_until = cool ? strtoll(cool, NULL, 10) : 0;
     enum gw_store_zadd_mode mode;
-    if (r->integer == 1) {
+    if (r->integer <= 1) { /* <= 1: after an overlap left the count below zero */
         e->due = e->urgent || cool_until < now ? now : cool_until;
         mode = GW_ZADD_SET;
     } else if (e->urgent) {
@@ -182,7 +182,8 @@ void push_enqueue(struct gw_push *p, const struct reg *r, const struct gw_push_e
 struct deliv {
     struct gw_push *p;
     char id[GW_PUSH_ID_LEN + 1];
-    int64_t lease;
+    int64_t lease; /* the due entry's score while this node holds it */
+    int64_t cool;  /* the quiet window this delivery started */
     struct reg reg;
     bool have_reg;
     struct taken t;
@@ -210,21 +211,62 @@ static void on_finished(void *arg, int err, const struct gw_store_reply *r)
     deliv_done(arg);
 }
 
-/* The entry is done with: remove it unless an event rescheduled it meanwhile. */
-static void release_entry(struct deliv *d)
+static void on_requeued(void *arg, int err, const struct gw_store_reply *r)
 {
-    if (gw_store_zrem_if(d->p->core->store, PUSH_KEY_DUE, gw_store_cstr(d->id), d->lease,
-                         on_finished, d) != 0)
+    struct deliv *d = arg;
+    if (!err) {
+        push_wake_at(d->p, d->cool);
+        announce(d->p, d->cool);
+    }
+    (void)r;
+    deliv_done(d);
+}
+
+/* Events arrived while this one was sent: they wait for the end of the quiet window. The
+ * entry moves there only if it still holds our lease (an urgent event may have moved it
+ * earlier, and that must stand). */
+static void on_lease_dropped(void *arg, int err, const struct gw_store_reply *r)
+{
+    struct deliv *d = arg;
+    if (err || r->integer != 1 ||
+        gw_store_zadd(d->p->core->store, PUSH_KEY_DUE, gw_store_cstr(d->id), d->cool, GW_ZADD_LT, 0,
+                      on_requeued, d) != 0)
         deliv_done(d);
 }
 
-/* Drops the waiting push (the registration stays). */
-static void drop_entry(struct deliv *d)
+static void on_settled(void *arg, int err, const struct gw_store_reply *r)
 {
+    struct deliv *d = arg;
+    struct gw_push *p = d->p;
+    if (err) { /* the lease runs out and the push comes again: at least once */
+        deliv_done(d);
+        return;
+    }
+    long long left = r->integer;
     char *k = push_key("q", d->id);
-    gw_store_del(d->p->core->store, k, NULL, NULL);
+    if (left < 0) /* two deliveries overlapped (an urgent event during a send): back to 0 */
+        gw_store_hincrby(p->core->store, k, gw_store_cstr("pending"), -left, 0, NULL, NULL, 0, NULL,
+                         NULL);
     free(k);
-    release_entry(d);
+    gw_store_cb next = left > 0 ? on_lease_dropped : on_finished;
+    if (gw_store_zrem_if(p->core->store, PUSH_KEY_DUE, gw_store_cstr(d->id), d->lease, next, d) !=
+        0)
+        deliv_done(d);
+}
+
+/* The events this delivery covered are done with (sent, or given up on): subtract them. What
+ * arrived meanwhile stays and is scheduled after the quiet window. */
+static void settle(struct deliv *d)
+{
+    struct gw_store_str f[3] = {gw_store_cstr("urgent"), gw_store_cstr("lite"),
+                                gw_store_cstr("attempts")};
+    struct gw_store_str v[3] = {gw_store_cstr("0"), gw_store_cstr("0"), gw_store_cstr("0")};
+    char *k = push_key("q", d->id);
+    int rc = gw_store_hincrby(d->p->core->store, k, gw_store_cstr("pending"), -d->t.count, 3, f, v,
+                              d->p->queue_ttl_ms, on_settled, d);
+    free(k);
+    if (rc)
+        deliv_done(d);
 }
 
 struct resched {
@@ -234,51 +276,33 @@ struct resched {
 
 static void on_rescheduled(void *arg, int err, const struct gw_store_reply *r)
 {
-    (void)err;
     (void)r;
     struct resched *rs = arg;
     struct deliv *d = rs->d;
-    push_wake_at(d->p, rs->due);
-    announce(d->p, rs->due);
+    if (!err) {
+        push_wake_at(d->p, rs->due);
+        announce(d->p, rs->due);
+    }
     free(rs);
     deliv_done(d);
 }
 
-static void on_given_back(void *arg, int err, const struct gw_store_reply *r)
-{
-    (void)r;
-    struct resched *rs = arg;
-    struct deliv *d = rs->d;
-    if (err) { /* the lease runs out and the entry comes back by itself */
-        free(rs);
-        deliv_done(d);
-        return;
-    }
-    if (gw_store_zadd(d->p->core->store, PUSH_KEY_DUE, gw_store_cstr(d->id), rs->due, GW_ZADD_SET,
-                      0, on_rescheduled, rs) != 0) {
-        free(rs);
-        deliv_done(d);
-    }
-}
-
-/* Gives the taken count back and schedules the device at due. */
+/* Tries again at due: the count never left the store, so only the attempt is recorded. */
 static void reschedule(struct deliv *d, int64_t due, long attempts, bool lite)
 {
     struct gw_push *p = d->p;
     char a[24];
     snprintf(a, sizeof a, "%ld", attempts);
-    struct gw_store_str f[3] = {gw_store_cstr("attempts"), gw_store_cstr("lite"),
-                                gw_store_cstr("urgent")};
-    struct gw_store_str v[3] = {gw_store_cstr(a), gw_store_cstr(lite ? "1" : "0"),
-                                gw_store_cstr("1")};
+    struct gw_store_str f[2] = {gw_store_cstr("attempts"), gw_store_cstr("lite")};
+    struct gw_store_str v[2] = {gw_store_cstr(a), gw_store_cstr(lite ? "1" : "0")};
+    char *k = push_key("q", d->id);
+    gw_store_hset(p->core->store, k, 2, f, v, p->queue_ttl_ms, NULL, NULL);
+    free(k);
     struct resched *rs = gw_calloc(1, sizeof *rs);
     rs->d = d;
     rs->due = due;
-    char *k = push_key("q", d->id);
-    int rc = gw_store_hincrby(p->core->store, k, gw_store_cstr("pending"), d->t.count,
-                              d->t.urgent ? 3 : 2, f, v, p->queue_ttl_ms, on_given_back, rs);
-    free(k);
-    if (rc) {
+    if (gw_store_zadd(p->core->store, PUSH_KEY_DUE, gw_store_cstr(d->id), due, GW_ZADD_SET, 0,
+                      on_rescheduled, rs) != 0) {
         free(rs);
         deliv_done(d);
     }
@@ -302,7 +326,7 @@ static void give_up(struct deliv *d, const char *why)
     (*p->m[d->reg.provider].failed)++;
     GW_WARN("push.failed", "provider=%s reg=%.8s reason=\"%s\" attempts=%ld count=%ld",
             push_provider_name(d->reg.provider), d->id, why, d->t.attempts + 1, d->t.count);
-    drop_entry(d);
+    settle(d);
 }
 
 static void retry(struct deliv *d, const char *why, int64_t delay_ms)
@@ -325,7 +349,7 @@ static void on_response(void *arg, const struct gw_http_res *res)
     struct gw_push *p = d->p;
     enum provider prov = d->reg.provider;
     char why[160];
-    if (res->err == GW_ECLOSED) { /* shutting down: hand it back for now */
+    if (res->err == GW_ECLOSED) { /* shutting down: due at once, for whichever node is up */
         reschedule(d, push_now_ms(), d->t.attempts, d->t.lite);
         return;
     }
@@ -348,13 +372,7 @@ static void on_response(void *arg, const struct gw_http_res *res)
             snprintf(delay, sizeof delay, " delay_ms=%.3f", (double)d->start_delay_us / 1000.0);
         GW_INFO("push.sent", "provider=%s reg=%.8s status=%ld count=%ld attempt=%ld%s",
                 push_provider_name(prov), d->id, st, d->t.count, d->t.attempts + 1, delay);
-        if (d->t.attempts) {
-            char *k = push_key("q", d->id);
-            struct gw_store_str f = gw_store_cstr("attempts"), v = gw_store_cstr("0");
-            gw_store_hset(p->core->store, k, 1, &f, &v, 0, NULL, NULL);
-            free(k);
-        }
-        release_entry(d);
+        settle(d);
         return;
     }
     if (st == 404 || st == 410) {
@@ -418,7 +436,8 @@ static void on_reg(void *arg, int err, const struct gw_store_reply *r)
     if (push_reg_parse(r, d->id, &d->reg) != 0) {
         (*p->m[PROV_UNKNOWN].dropped)++;
         GW_INFO("push.dropped", "reg=%.8s reason=unregistered", d->id);
-        drop_entry(d);
+        push_reg_delete(p, NULL, d->id);
+        deliv_done(d);
         return;
     }
     d->have_reg = true;
@@ -433,17 +452,18 @@ static void on_taken(void *arg, int err, const struct gw_store_reply *r)
 {
     struct deliv *d = arg;
     struct gw_push *p = d->p;
-    const char *pending = err ? NULL : push_field(r, "pending");
-    d->t.count = pending ? strtol(pending, NULL, 10) : 0;
-    if (err) { /* nothing was taken; the lease brings the entry back */
+    if (err) { /* the lease brings the entry back */
         deliv_done(d);
         return;
     }
+    const char *v = push_field(r, "pending");
+    d->t.count = v ? strtol(v, NULL, 10) : 0;
     if (d->t.count <= 0) { /* an entry whose events were already sent */
-        release_entry(d);
+        if (gw_store_zrem_if(p->core->store, PUSH_KEY_DUE, gw_store_cstr(d->id), d->lease,
+                             on_finished, d) != 0)
+            deliv_done(d);
         return;
     }
-    const char *v;
     d->t.urgent = (v = push_field(r, "urgent")) && strcmp(v, "1") == 0;
     d->t.lite = (v = push_field(r, "lite")) && strcmp(v, "1") == 0;
     d->t.attempts = (v = push_field(r, "attempts")) ? strtol(v, NULL, 10) : 0;
@@ -464,18 +484,16 @@ static void deliver(struct gw_push *p, const char *id, int64_t lease)
     d->p = p;
     snprintf(d->id, sizeof d->id, "%s", id);
     d->lease = lease;
+    d->cool = push_now_ms() + (int64_t)p->cfg->push_quiet_window_ms;
     p->delivering++;
     push_job_begin(p);
-    /* Take the pending count and start the quiet window in one step. */
+    /* Read the waiting push and start the quiet window in one step. The count stays in the
+     * store until the delivery settles, so a node that dies mid-way loses nothing. */
     char cool[24];
-    snprintf(cool, sizeof cool, "%lld",
-             (long long)(push_now_ms() + (int64_t)p->cfg->push_quiet_window_ms));
-    struct gw_store_str f[4] = {gw_store_cstr("pending"), gw_store_cstr("urgent"),
-                                gw_store_cstr("lite"), gw_store_cstr("cool")};
-    struct gw_store_str v[4] = {gw_store_cstr("0"), gw_store_cstr("0"), gw_store_cstr("0"),
-                                gw_store_cstr(cool)};
+    snprintf(cool, sizeof cool, "%lld", (long long)d->cool);
+    struct gw_store_str f = gw_store_cstr("cool"), v = gw_store_cstr(cool);
     char *k = push_key("q", id);
-    if (gw_store_htake(p->core->store, k, 4, f, v, on_taken, d) != 0)
+    if (gw_store_htake(p->core->store, k, 1, &f, &v, on_taken, d) != 0)
         deliv_done(d);
     free(k);
 }

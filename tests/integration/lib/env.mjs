@@ -1214,6 +1214,7 @@ export class PushReceiver {
     r.connections = 0;
     r.waiters = new Set();
     r.routes = [];
+    r.held = [];
     r.server = https.createServer({
       cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key),
     }, (req, res) => r.handle(req, res));
@@ -1232,7 +1233,8 @@ export class PushReceiver {
     return `https://localhost:${this.port}${path}`;
   }
 
-  /** Answers requests whose path starts with prefix: fn(rec) → { status, headers } or a status. */
+  /** Answers requests whose path starts with prefix: fn(rec) → { status, headers, body } or a
+   *  status, or { hold: true } to leave the request unanswered. */
   route(prefix, fn) {
     this.routes.unshift({ prefix, fn });
   }
@@ -1253,9 +1255,13 @@ export class PushReceiver {
       const route = this.routes.find((x) => req.url.startsWith(x.prefix));
       let out = route ? route.fn(rec) : 201;
       if (typeof out === "number") out = { status: out };
+      for (const w of [...this.waiters]) w();
+      if (out.hold) { // never answered: the client is left waiting
+        this.held.push(res);
+        return;
+      }
       res.writeHead(out.status, out.headers || {});
       res.end(out.body || "");
-      for (const w of [...this.waiters]) w();
     });
   }
 
@@ -1280,6 +1286,7 @@ export class PushReceiver {
   }
 
   stop() {
+    for (const res of this.held) res.destroy();
     this.server.closeAllConnections?.();
     return new Promise((resolve) => this.server.close(resolve));
   }
