@@ -545,7 +545,11 @@ void push_drain(struct gw_push *p)
     }
     unsigned slots = p->cfg->push_max_inflight;
     if (p->delivering >= slots)
-        return; /* the next delivery to finish drains again */
+        return;                                /* the next delivery to finish drains again */
+    if (!gw_store_available(p->core->store)) { /* connecting or down: look again shortly */
+        push_wake_at(p, push_now_ms() + 500);
+        return;
+    }
     struct claim *c = gw_calloc(1, sizeof *c);
     c->p = p;
     int64_t now = push_now_ms();

@@ -124,6 +124,8 @@ static int check_spec(struct gw_push *p, const char *account, const struct gw_pu
             return fail(why, n, "a webhook registration takes a token, not an endpoint");
         if (s->token && (strlen(s->token) > TOKEN_MAX || !*s->token || !printable(s->token)))
             return fail(why, n, "token must be 1 to 4096 printable characters");
+        if (s->p256dh || s->auth)
+            return fail(why, n, "keys are for webpush and unifiedpush registrations");
     } else {
         if (!s->endpoint)
             return fail(why, n, "endpoint is required");

@@ -4,7 +4,8 @@
 // item-not-found), 500 is retried with backoff and then given up on (with the metric), endpoints
 // the policy forbids are refused (a loopback IP, plain http, a name that resolves to loopback
 // on a port the allowlist does not name: refused at connect time, the server never sees a
-// connection) and a redirect is not followed; and queued pushes survive mxgw restarting, both
+// connection), a redirect is not followed, a certificate from an untrusted CA fails the TLS
+// handshake (retried, then given up on); and queued pushes survive mxgw restarting, both
 // after SIGTERM and after kill -9 with the request in flight.
 
 import { test, before, after } from "node:test";
@@ -15,9 +16,9 @@ import {
   waitForLog, waitUntil, delay,
 } from "./lib/env.mjs";
 
-let env, receiver, other, alice, gw;
+let env, receiver, other, rogue, alice, gw;
 const OPTIONS = () => ({
-  push_allowlist: `localhost:${receiver.port}`,
+  push_allowlist: `localhost:${receiver.port} localhost:${rogue.port}`,
   push_ca_file: env.certs.ca.cert,
   push_quiet_window: "0s",
   push_max_attempts: "3",
@@ -30,6 +31,7 @@ before(async () => {
   env = await Env.start({ prosodyOptions: { modules: ["offline", "cloud_notify"] } });
   receiver = await PushReceiver.start(env.certs);
   other = await PushReceiver.start(env.certs); // on a port the allowlist does not name
+  rogue = await PushReceiver.start(env.certs, { cert: env.certs.rogue }); // an untrusted CA
   alice = await env.login({ service: env.prosody.tcpService, username: "alice", password: USERS.alice });
   gw = await startGateway();
 }, { timeout: 60000 });
@@ -37,6 +39,7 @@ before(async () => {
 after(async () => {
   await receiver?.stop();
   await other?.stop();
+  await rogue?.stop();
   await env?.stop();
 });
 
@@ -181,6 +184,17 @@ test("endpoints the policy forbids are refused, redirects are not followed", { t
     assert.equal(receiver.on("/target").length, 0, "the redirect was not followed");
     await unregister(redirected.reg);
   }));
+
+test("a certificate nobody vouches for is refused", { timeout: 60000 }, guarded(() => env, async () => {
+  const { reg } = await register(`https://localhost:${rogue.port}/x`);
+  const before = rogue.tcpConnections || 0;
+  await send();
+  await waitForLog(gw, new RegExp(`event=push\\.failed provider=unifiedpush reg=${reg.slice(0, 8)} ` +
+    `reason="tls error" attempts=3`), { timeoutMs: 20000 });
+  assert.ok((rogue.tcpConnections || 0) > before, "mxgw did connect…");
+  assert.equal(rogue.requests.length, 0, "…but sent nothing over an unverified connection");
+  await unregister(reg);
+}));
 
 test("queued pushes survive a restart (SIGTERM)", { timeout: 120000 }, guarded(() => env, async () => {
   const p = path("restart");
