@@ -13,16 +13,8 @@ struct gw_registry;
 struct gw_rand;
 struct gw_metrics;
 struct gw_node_bus;
-
-/* Where an important stanza (xmpp/csi.h: a message with a body, a call, an invite, …) is
- * reported when it reaches a JSON session whose client is away (detached) or inactive. The push
- * module sets `important`; while it is NULL nothing is called. session_id is the JSON session,
- * stanza the serialized XML; all borrowed for the call, which must not block. */
-struct gw_push_hook {
-    void (*important)(void *arg, const char *session_id, const char *bare_jid, const char *stanza,
-                      size_t len, bool detached);
-    void *arg;
-};
+struct gw_component;
+struct gw_push;
 
 struct gw_core {
     uv_loop_t *loop;
@@ -34,8 +26,9 @@ struct gw_core {
     struct gw_node_bus *bus;    /* web/node_bus.h: this node's pub/sub channel, by message type */
     void *upstream_shared;      /* xmpp/upstream.c's process-wide TLS client state */
     char node_id[64];
-    bool draining; /* set by SIGTERM: no new sessions */
-    struct gw_push_hook push;
+    bool draining;                  /* set by SIGTERM: no new sessions */
+    struct gw_component *component; /* the XEP-0114 link, NULL when off (xmpp/component.h) */
+    struct gw_push *push;           /* NULL when push is off (push/push.h) */
 };
 
 #endif

@@ -8,6 +8,7 @@
 #include "gateway/rand.h"
 #include "gateway/session.h"
 #include "gateway/store.h"
+#include "push/push.h"
 #include "web/bosh.h"
 #include "web/demo.h"
 #include "web/http.h"
@@ -35,8 +36,7 @@ struct app {
     struct gw_ws_proto protos[2];
     struct gw_http *http; /* BOSH, the demo page (REST, health and metrics later) */
     struct gw_bosh *bosh;
-    /* REST, operations, the component link and the node bus */
-    struct gw_component *comp;
+    /* REST and operations (the component link and push are on the core) */
     struct gw_ops *ops;
     struct gw_rest *rest;
     uv_signal_t sigterm, sigint, sighup;
@@ -65,6 +65,47 @@ static void store_closed(void *arg)
     a->core.store = NULL;
 }
 
+/* Push gives its in-flight deliveries back to the store and the component link ends its
+ * stream before the store closes. */
+static void component_closed(void *arg)
+{
+    struct app *a = arg;
+    a->core.component = NULL;
+    if (a->core.store)
+        gw_store_close(a->core.store, store_closed, a);
+}
+
+static void push_closed(void *arg)
+{
+    struct app *a = arg;
+    a->core.push = NULL;
+    if (a->core.component)
+        gw_component_close(a->core.component, component_closed, a);
+    else
+        component_closed(a);
+}
+
+/* The component link and push, from the config; returns 0 or 1 (logged). */
+static int start_push(struct app *a)
+{
+    char err[256];
+    int rc = gw_component_new(&a->core, &a->core.component, err, sizeof err);
+    if (rc && rc != GW_ENOTFOUND) {
+        GW_ERROR("start.failed", "what=component detail=\"%s\"", err);
+        return 1;
+    }
+    rc = gw_push_new(&a->core, a->core.component, &a->core.push, err, sizeof err);
+    if (rc && rc != GW_ENOTFOUND) {
+        GW_ERROR("start.failed", "what=push detail=\"%s\"", err);
+        return 1;
+    }
+    if (a->core.component)
+        gw_component_start(a->core.component);
+    if (a->core.push)
+        gw_push_start(a->core.push);
+    return 0;
+}
+
 /* Final step of a shutdown: every session is gone (or the drain time ran out). Releasing the
  * listeners, the store and our handles lets uv_run() return. */
 static void finish(struct app *a)
@@ -73,14 +114,11 @@ static void finish(struct app *a)
         return;
     a->stopping = true;
     GW_INFO("shutdown.finish", "sessions=%zu", gw_registry_count(a->core.reg));
-    gw_ws_stop(a->ws);
-    a->ws = NULL;
-    /* The node bus and the link first (no handler runs after), then REST answers its calls. */
+    gw_ws_stop(a->ws); /* freed once the loop has run dry (gw_ws_free) */
+    /* The node bus first (no handler runs after), then REST answers its calls; the component
+     * link closes after push, below. */
     gw_node_bus_free(a->core.bus);
     a->core.bus = NULL;
-    if (a->comp)
-        gw_component_close(a->comp, NULL, NULL);
-    a->comp = NULL;
     gw_rest_stop(a->rest);
     a->rest = NULL;
     gw_bosh_stop(a->bosh); /* before the HTTP server: it answers its held requests */
@@ -93,8 +131,10 @@ static void finish(struct app *a)
     close_handle((uv_handle_t *)&a->sigterm);
     close_handle((uv_handle_t *)&a->sigint);
     close_handle((uv_handle_t *)&a->sighup);
-    if (a->core.store)
-        gw_store_close(a->core.store, store_closed, a);
+    if (a->core.push)
+        gw_push_close(a->core.push, push_closed, a);
+    else
+        push_closed(a);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -154,20 +194,13 @@ static int make_node_id(struct app *a)
     return rc;
 }
 
-/* The component link (when configured), REST and the operations endpoints. */
+/* REST and the operations endpoints, on the HTTP front end and the component link. */
 static int start_rest(struct app *a)
 {
-    char err[256];
-    int rc = gw_component_new(&a->core, &a->comp, err, sizeof err);
-    if (rc == GW_ECONFIG) {
-        GW_ERROR("start.failed", "what=component detail=\"%s\"", err);
-        return rc;
-    }
-    if (a->comp)
-        gw_component_start(a->comp);
-    if (gw_ops_start(&a->core, a->http, a->comp, &a->ops) != 0)
+    if (gw_ops_start(&a->core, a->http, a->core.component, &a->ops) != 0)
         return GW_EIO;
-    if (a->cfg.rest && gw_rest_start(&a->core, a->http, a->comp, a->core.bus, &a->rest) != 0)
+    if (a->cfg.rest &&
+        gw_rest_start(&a->core, a->http, a->core.component, a->core.bus, &a->rest) != 0)
         return GW_EIO;
     return 0;
 }
@@ -216,7 +249,7 @@ static int run(struct app *a)
 
     gw_ws_xmpp_proto(&a->core, &a->protos[0]);
     gw_ws_json_proto(&a->core, &a->protos[1]);
-    if (gw_ws_start(&a->core, a->protos, 2, &a->ws) != 0 ||
+    if (start_push(a) != 0 || gw_ws_start(&a->core, a->protos, 2, &a->ws) != 0 ||
         gw_http_start(&a->core, &a->http) != 0 || gw_bosh_start(&a->core, a->http, &a->bosh) != 0 ||
         gw_demo_start(&a->core, a->http) != 0 || start_rest(a) != 0) {
         a->exit_code = 1;
@@ -228,6 +261,7 @@ static int run(struct app *a)
     }
     uv_run(&loop, UV_RUN_DEFAULT);
 
+    gw_ws_free(a->ws);
     gw_ws_json_proto_free(&a->protos[1]);
     gw_registry_free(a->core.reg);
     gw_upstream_global_free(&a->core);

@@ -163,7 +163,8 @@ int gw_store_htake(struct gw_store *st, const char *key, size_t n,
                    const struct gw_store_str *fields, const struct gw_store_str *values,
                    gw_store_cb cb, void *arg);
 /* Adds member unless the set already holds max members (GW_ELIMIT, nothing added; re-adding a
- * member is always fine). ttl_ms > 0 refreshes the TTL. integer = 1 if added, 0 if present. */
+ * member is always fine; max 0: no bound). ttl_ms > 0 refreshes the TTL. integer = 1 if added,
+ * 0 if present. */
 int gw_store_sadd_capped(struct gw_store *st, const char *key, struct gw_store_str member,
                          size_t max, uint64_t ttl_ms, gw_store_cb cb, void *arg);
 

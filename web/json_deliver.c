@@ -3,6 +3,9 @@
  * queue (detached); client stanzas go upstream and are acked as the server acks them. */
 #include "web/json_session_impl.h"
 
+#include "push/push.h"
+#include "web/json_push.h"
+
 #include "gateway/err.h"
 #include "gateway/log.h"
 #include "gateway/map.h"
@@ -238,17 +241,6 @@ static void send_live(struct gw_jsess *s, struct gw_xml *el, uint32_t u, bool co
         gw_js_up_pause(s, GW_JS_UP_WS, true);
 }
 
-static void push_hook(struct gw_jsess *s, const struct gw_xml *el)
-{
-    if (!s->core->push.important)
-        return;
-    size_t len;
-    char *xml = gw_js_serialize(el, &len);
-    if (xml)
-        s->core->push.important(s->core->push.arg, s->sid, s->bare, xml, len, s->detached);
-    free(xml);
-}
-
 /* Held stanzas go out in the order they came, before whatever waits behind them. */
 void gw_js_flush_held(struct gw_jsess *s)
 {
@@ -306,8 +298,10 @@ void gw_js_deliver(struct gw_jsess *s, struct gw_xml *el, uint32_t u, bool count
     bool away = s->detached || s->inactive;
     char *key = NULL;
     enum gw_csi_class cls = away ? gw_csi_classify(el, s->mention, &key) : GW_CSI_URGENT;
-    if (away && cls == GW_CSI_URGENT)
-        push_hook(s, el); /* the hook point for push/: the client is away and this matters */
+    /* The client is away: push/ decides whether this stanza is worth waking the phone for
+     * (its policy, the user's opt-ins), and never delays this path. */
+    if (s->detached && s->core->push)
+        gw_push_stanza(s->core->push, s->bare, el, s->mention);
     if (s->detached) {
         free(key);
         append_el(s, el, u, counted);
@@ -421,6 +415,11 @@ static void up_stanza(void *arg, struct gw_xml *el)
         gw_xml_free(el);
         return;
     }
+    if (gw_json_push_upstream(s->push, el)) { /* the answer to mxgw's own XEP-0357 request */
+        if (counted)
+            gw_js_mark_safe(s, u);
+        return;
+    }
     if (s->pend || blocked(s))
         pend_push(s, el, u, counted, false);
     else
@@ -526,6 +525,38 @@ void gw_jsess_stanza(struct gw_jsess *s, const struct gw_json *obj)
     if (s->upq.count >= GW_JS_UP_PENDING_PAUSE ||
         gw_upstream_queued(s->up) > gw_js_cfg(s)->limit_queue_bytes / 2)
         gw_jconn_pause(s->conn, GW_JPAUSE_UPSTREAM, true);
+}
+
+/* A stanza of mxgw's own on the user's stream (push's XEP-0357 enable): the server counts it
+ * like the client's, so it takes a place in the server-ack queue, one that acks no client
+ * stanza beyond those before it. */
+static int send_own(void *ctx, const struct gw_xml *el)
+{
+    struct gw_jsess *s = ctx;
+    if (!s->up || s->phase != GW_JS_LIVE)
+        return GW_ECLOSED;
+    int rc = gw_upstream_send(s->up, el);
+    if (rc != 0 || !s->sm)
+        return rc;
+    uint32_t u;
+    if (gw_sm_push(&s->upq, "", 0, (void *)(uintptr_t)s->cl_in, &u) != 0) {
+        gw_js_end(s, "policy-violation", "too many stanzas unacknowledged by the server",
+                  GW_WS_CLOSE_POLICY);
+        return GW_ELIMIT;
+    }
+    return 0;
+}
+
+static void push_to_client(void *ctx, struct gw_json_out *w)
+{
+    gw_js_to_client(ctx, w);
+}
+
+void gw_jsess_push_op(struct gw_jsess *s, const char *op, const struct gw_json *obj)
+{
+    gw_session_touch(s->sess);
+    struct gw_json_push_io io = {s->core, push_to_client, send_own, s, s->bare};
+    gw_json_push_op(&s->push, &io, op, obj);
 }
 
 void gw_jsess_ack(struct gw_jsess *s, const struct gw_json *obj)

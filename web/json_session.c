@@ -30,6 +30,7 @@
 #include "gateway/map.h"
 #include "gateway/mem.h"
 #include "gateway/metrics.h"
+#include "web/json_push.h"
 #include "web/node_bus.h"
 #include "web/ws.h"
 #include "xmpp/csi.h"
@@ -117,6 +118,8 @@ void gw_js_finish(struct gw_jsess *s)
     uv_timer_stop(&s->timer);
     gw_login_free(s->login);
     s->login = NULL;
+    gw_json_push_end(s->push);
+    s->push = NULL;
     if (gw_map_get(s->mod->sessions, s->sid) == s)
         gw_map_del(s->mod->sessions, s->sid);
     gw_js_free_items(s);

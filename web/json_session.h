@@ -78,6 +78,8 @@ void gw_jsess_login(struct gw_jmod *m, struct gw_jconn *conn, const char *jid, c
 /* Client ops on a session that conn is attached to. */
 void gw_jsess_stanza(struct gw_jsess *s, const struct gw_json *obj);
 void gw_jsess_ack(struct gw_jsess *s, const struct gw_json *obj);
+/* An op whose name starts with "push." (web/json_push.h), for the logged-in account. */
+void gw_jsess_push_op(struct gw_jsess *s, const char *op, const struct gw_json *obj);
 void gw_jsess_request_ack(struct gw_jsess *s);
 void gw_jsess_logout(struct gw_jsess *s);
 void gw_jsess_set_inactive(struct gw_jsess *s, bool inactive);

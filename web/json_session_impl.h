@@ -9,6 +9,8 @@
 #include "xmpp/sm.h"
 #include "xmpp/upstream.h"
 #include "xmpp/xlate.h"
+
+struct gw_json_push;
 #include "xmpp/xml.h"
 
 #include <stdbool.h>
@@ -67,6 +69,7 @@ struct gw_jsess {
     bool token_prev; /* the token before the last resume is still valid */
     struct gw_upstream *up;
     struct gw_login *login;
+    struct gw_json_push *push; /* push ops (web/json_push.c), NULL until the first */
     char *jid, *bare, *lang, *sm_id, *mention;
     bool sm, sm_resume;
     unsigned up_pause;

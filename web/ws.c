@@ -441,6 +441,15 @@ void gw_ws_stop(struct gw_ws *ws)
     if (!ws)
         return;
     lws_context_destroy(ws->ctx);
+}
+
+void gw_ws_free(struct gw_ws *ws)
+{
+    if (!ws)
+        return;
+    /* On a foreign loop the first lws_context_destroy() only starts closing; once its handles
+     * are closed (the loop has run dry) the second call frees the context. */
+    lws_context_destroy(ws->ctx);
     free(ws->m_messages);
     free(ws->m_bytes);
     free(ws->lws_protos);

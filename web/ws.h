@@ -46,9 +46,11 @@ struct gw_ws_proto {
  * is borrowed and must outlive the server). Returns 0 and an owned server, or GW_EIO. */
 int gw_ws_start(struct gw_core *core, const struct gw_ws_proto *protos, size_t nprotos,
                 struct gw_ws **out);
-/* Closes every connection at once and releases the server; libwebsockets finishes closing its
- * handles on the loop afterwards, so keep running the loop until it is empty. */
+/* Closes every connection at once and the listener; libwebsockets finishes closing its handles
+ * on the loop afterwards, so keep running the loop until it is empty, then call gw_ws_free(). */
 void gw_ws_stop(struct gw_ws *ws);
+/* Frees a stopped server once the loop has run dry. NULL is fine. */
+void gw_ws_free(struct gw_ws *ws);
 
 /* Queues one text message. Returns 0, GW_ELIMIT when the queue would pass
  * cfg->limit_queue_bytes (nothing is queued), or GW_ECLOSED when the connection is closing. */

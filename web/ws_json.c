@@ -14,6 +14,7 @@
 #include "gateway/log.h"
 #include "gateway/mem.h"
 #include "gateway/session.h"
+#include "web/json_push.h"
 #include "web/json_session.h"
 #include "xmpp/jid.h"
 #include "xmpp/json.h"
@@ -51,6 +52,7 @@ struct gw_jconn {
     /* JID aliases, once the client turned them on with the "alias" op (xmpp/xlate.h); they
      * belong to this connection only and start empty on every new one, resumed or not */
     struct gw_alias *aliases;
+    struct gw_json_push *push; /* push ops before login (push.info) */
 };
 
 static const struct gw_session_ops pre_ops;
@@ -250,6 +252,19 @@ static void op_resume(struct gw_jconn *c, const struct gw_json *obj)
         c->resume = r;
 }
 
+/* The push ops' view of a connection with no session yet. */
+static void conn_to_client(void *ctx, struct gw_json_out *w)
+{
+    gw_jconn_send(ctx, w);
+}
+
+static int conn_to_server(void *ctx, const struct gw_xml *el)
+{
+    (void)ctx;
+    (void)el;
+    return GW_ECLOSED;
+}
+
 static void dispatch(struct gw_jconn *c, const char *data, size_t len)
 {
     if (c->pre)
@@ -286,7 +301,12 @@ static void dispatch(struct gw_jconn *c, const char *data, size_t len)
         gw_xlate_alias_op(&c->aliases, obj, w);
         gw_jconn_send(c, w);
     } else if (strncmp(op, "push.", 5) == 0) {
-        send_error(c, "feature-not-implemented", "reserved in this version", NULL, false, -1);
+        if (s) {
+            gw_jsess_push_op(s, op, obj);
+        } else { /* push.info needs no login; the others say "not-authorized" */
+            struct gw_json_push_io io = {c->core, conn_to_client, conn_to_server, c, NULL};
+            gw_json_push_op(&c->push, &io, op, obj);
+        }
     } else if (strcmp(op, "a") == 0 || strcmp(op, "r") == 0 || strcmp(op, "active") == 0 ||
                strcmp(op, "inactive") == 0) {
         if (!s)
@@ -463,6 +483,8 @@ static void on_closed(void *state)
     free_deferred(c);
     gw_alias_free(c->aliases);
     c->aliases = NULL;
+    gw_json_push_end(c->push);
+    c->push = NULL;
     uv_close((uv_handle_t *)&c->rate_timer, handle_closed);
     uv_close((uv_handle_t *)&c->replay_timer, handle_closed);
 }

@@ -60,6 +60,8 @@ void gw_component_watch(struct gw_component *c, gw_component_watch_fn fn, void *
  * registration order. arg is borrowed. */
 void gw_component_on(struct gw_component *c, const char *name, const char *child_ns,
                      gw_component_handler fn, void *arg);
+/* Removes every handler registered with fn and arg (an owner going away before the link). */
+void gw_component_off(struct gw_component *c, gw_component_handler fn, void *arg);
 /* Adds a feature var to the link's disco#info answer (XEP-0030), and an identity
  * (category/type, e.g. "pubsub"/"push"). The link always answers disco#info and XEP-0199 ping
  * itself. Strings are copied. */

@@ -358,7 +358,7 @@ export const COMPONENT = { domain: "mxgw.localhost", secret: crypto.randomBytes(
 export const MUC_DOMAIN = "conference.localhost";
 
 export function writeProsodyConfig(pdir, { c2sPort, httpPort, componentPort, cert, users, logFile,
-  authentication = "internal_plain", extra = "" }) {
+  authentication = "internal_plain", modules = [], extraConfig = "" }) {
   const data = path.join(pdir, "data");
   const accounts = path.join(data, "localhost", "accounts"); // "localhost" needs no encoding
   fs.mkdirSync(accounts, { recursive: true });
@@ -403,10 +403,10 @@ certificates = ${luaString(path.join(pdir, "certs"))}
 ssl = { certificate = ${luaString(crt)}, key = ${luaString(key)} }
 modules_enabled = {
   "roster"; "saslauth"; "tls"; "disco"; "ping"; "carbons"; "smacks"; "time"; "version";
-  "websocket"; "bosh"; "http";
+  "websocket"; "bosh"; "http";${modules.map((m) => ` ${luaString(m)};`).join("")}
 }
-modules_disabled = { "s2s"; "offline"; }
-${extra}
+modules_disabled = { "s2s";${modules.includes("offline") ? "" : ` "offline";`} }
+${extraConfig}
 VirtualHost "localhost"
   ssl = { certificate = ${luaString(crt)}, key = ${luaString(key)} }
 Component ${luaString(MUC_DOMAIN)} "muc"
@@ -419,10 +419,12 @@ Component ${luaString(COMPONENT.domain)}
 
 export class Prosody {
   /**
-   * auth: Prosody's authentication provider ("internal_hashed" keeps a stable SCRAM salt);
-   * extra: more global config lines (e.g. "smacks_hibernation_time = 3").
+   * options: { auth: Prosody's authentication provider ("internal_hashed" keeps a stable SCRAM
+   * salt; default internal_plain), modules: extra modules to enable (e.g. ["offline",
+   * "cloud_notify"]), extraConfig: global Lua config lines (e.g. "smacks_hibernation_time = 3") };
+   * the default module list stays as it is.
    */
-  static async start(dir, certs, users = USERS, auth = undefined, extra = "") {
+  static async start(dir, certs, users = USERS, options = {}) {
     const p = new Prosody();
     p.users = users;
     p.dir = path.join(dir, "prosody");
@@ -433,7 +435,7 @@ export class Prosody {
     p.logFile = path.join(p.dir, "prosody.log");
     const conf = writeProsodyConfig(p.dir, {
       c2sPort: p.c2sPort, httpPort: p.httpPort, componentPort: p.componentPort, cert: certs.localhost, users, logFile: p.logFile,
-      authentication: auth, extra,
+      authentication: options.auth, modules: options.modules, extraConfig: options.extraConfig,
     });
     if (asRoot) execFileSync("chown", ["-R", "prosody:prosody", p.dir]);
     p.child = new Child("prosody", "prosody", ["--config", conf, "-F"], {
@@ -502,6 +504,13 @@ export class Gateway {
       ready_probe_interval: "0s",
     };
     if (env.redis) cfg.redis = env.redis.url;
+    if (env.prosody) {
+      cfg.component = `127.0.0.1:${env.prosody.componentPort}`;
+      cfg.component_domain = COMPONENT.domain;
+      cfg.component_secret = COMPONENT.secret;
+    } else {
+      cfg.component = "off";
+    }
     for (const [k, v] of Object.entries(options)) {
       if (k === "ws_port" || k === "http_port") continue;
       if (v === undefined || v === null) delete cfg[k];
@@ -567,8 +576,9 @@ export class Gateway {
 
 export class Env {
   /**
-   * opts: { redis: bool (default true), prosody: bool (default true), prosodyAuth: string,
-   * prosodyExtra: string (global Prosody config lines) }
+   * opts: { redis: bool (default true), prosody: bool (default true), prosodyOptions (see
+   * Prosody.start); prosodyAuth and prosodyExtra are short for prosodyOptions.auth and
+   * .extraConfig }
    */
   static async start(opts = {}) {
     const env = new Env();
@@ -584,8 +594,12 @@ export class Env {
       env.certs = makeCerts(path.join(env.dir, "certs"));
       extraCAs.push(fs.readFileSync(env.certs.ca.cert, "utf8"));
       if (opts.redis !== false) env.redis = await Redis.start(env.dir);
-      if (opts.prosody !== false) env.prosody = await Prosody.start(env.dir, env.certs, USERS, opts.prosodyAuth,
-        opts.prosodyExtra);
+      if (opts.prosody !== false) {
+        const po = { ...opts.prosodyOptions };
+        if (opts.prosodyAuth) po.auth = opts.prosodyAuth;
+        if (opts.prosodyExtra) po.extraConfig = [po.extraConfig, opts.prosodyExtra].filter(Boolean).join("\n");
+        env.prosody = await Prosody.start(env.dir, env.certs, USERS, po);
+      }
     } catch (err) {
       await env.stop().catch(() => {});
       throw err;
@@ -1351,4 +1365,259 @@ export function parseMetrics(text) {
     out[line.slice(0, i)] = Number(line.slice(i + 1));
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Push: an HTTPS receiver standing in for push services, a JSON-protocol client, Web Push
+// decryption and VAPID verification written here with Node's own crypto (independent of mxgw's
+// mbedTLS code), and a Prosody restart on the same ports.
+
+import https from "node:https";
+
+/** An HTTPS server with a certificate from the test CA, recording every request. */
+export class PushReceiver {
+  static async start(certs, { cert = certs.localhost } = {}) {
+    const r = new PushReceiver();
+    r.requests = [];
+    r.connections = 0;
+    r.waiters = new Set();
+    r.routes = [];
+    r.held = [];
+    r.server = https.createServer({
+      cert: fs.readFileSync(cert.cert), key: fs.readFileSync(cert.key),
+    }, (req, res) => r.handle(req, res));
+    r.server.on("secureConnection", () => r.connections++);
+    r.server.on("connection", () => r.tcpConnections = (r.tcpConnections || 0) + 1);
+    await new Promise((resolve, reject) => {
+      r.server.once("error", reject);
+      r.server.listen(0, "127.0.0.1", resolve);
+    });
+    r.port = r.server.address().port;
+    return r;
+  }
+
+  /** The URL of path on this receiver, by name (localhost) as mxgw must reach it. */
+  url(path) {
+    return `https://localhost:${this.port}${path}`;
+  }
+
+  /** Answers requests whose path starts with prefix: fn(rec) → { status, headers, body } or a
+   *  status, or { hold: true } to leave the request unanswered. */
+  route(prefix, fn) {
+    this.routes.unshift({ prefix, fn });
+  }
+
+  handle(req, res) {
+    const chunks = [];
+    let size = 0;
+    req.on("data", (c) => {
+      size += c.length;
+      if (size <= 65536) chunks.push(c);
+    });
+    req.on("end", () => {
+      const rec = {
+        method: req.method, path: req.url, headers: req.headers, body: Buffer.concat(chunks),
+        at: Date.now(), hr: process.hrtime.bigint(),
+      };
+      this.requests.push(rec);
+      const route = this.routes.find((x) => req.url.startsWith(x.prefix));
+      let out = route ? route.fn(rec) : 201;
+      if (typeof out === "number") out = { status: out };
+      for (const w of [...this.waiters]) w();
+      if (out.hold) { // never answered: the client is left waiting
+        this.held.push(res);
+        return;
+      }
+      res.writeHead(out.status, out.headers || {});
+      res.end(out.body || "");
+    });
+  }
+
+  /** Requests whose path starts with prefix. */
+  on(prefix) {
+    return this.requests.filter((r) => r.path.startsWith(prefix));
+  }
+
+  /** Resolves with the n-th (1-based) request whose path starts with prefix. */
+  waitFor(prefix, { n = 1, timeoutMs = 15000 } = {}) {
+    return withTimeout(new Promise((resolve) => {
+      const check = () => {
+        const got = this.on(prefix);
+        if (got.length >= n) {
+          this.waiters.delete(check);
+          resolve(got[n - 1]);
+        }
+      };
+      this.waiters.add(check);
+      check();
+    }), timeoutMs, `push request #${n} to ${prefix} (got ${this.on(prefix).length})`);
+  }
+
+  stop() {
+    for (const res of this.held) res.destroy();
+    this.server.closeAllConnections?.();
+    return new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+/** A client of the JSON protocol (docs/json-protocol.md). */
+export class JsonSession {
+  static async connect(url) {
+    const c = new JsonSession();
+    c.ws = new WebSocket(url, ["mxgw.json.v1"]);
+    c.inbox = [];
+    c.waiters = new Set();
+    c.closed = new Promise((resolve) => c.ws.on("close", (code) => resolve(code)));
+    c.ws.on("message", (data) => {
+      c.inbox.push(JSON.parse(data.toString()));
+      for (const w of [...c.waiters]) w();
+    });
+    await new Promise((resolve, reject) => {
+      c.ws.once("open", resolve);
+      c.ws.once("error", reject);
+    });
+    return c;
+  }
+
+  send(obj) {
+    this.ws.send(JSON.stringify(obj));
+  }
+
+  /** Resolves with (and removes) the first object matching pred. */
+  next(pred, what = "a message", timeoutMs = 15000) {
+    return withTimeout(new Promise((resolve) => {
+      const check = () => {
+        const i = this.inbox.findIndex(pred);
+        if (i >= 0) {
+          this.waiters.delete(check);
+          resolve(this.inbox.splice(i, 1)[0]);
+        }
+      };
+      this.waiters.add(check);
+      check();
+    }), timeoutMs, `${what}; inbox: ${JSON.stringify(this.inbox).slice(0, 2000)}`);
+  }
+
+  /** Sends an op with a fresh id and waits for the answer carrying that id. */
+  async request(obj, timeoutMs = 15000) {
+    const id = crypto.randomBytes(4).toString("hex");
+    this.send({ ...obj, id });
+    return this.next((o) => o.id === id, `the answer to ${obj.op}`, timeoutMs);
+  }
+
+  async login(user, password, resource = "phone") {
+    this.send({ op: "login", jid: `${user}@${DOMAIN}`, password, resource });
+    const s = await this.next((o) => o.op === "session" || o.op === "error", "the login answer");
+    assert.equal(s.op, "session", `login failed: ${JSON.stringify(s)}`);
+    return s.jid;
+  }
+
+  async logout() {
+    this.send({ op: "logout" });
+    await withTimeout(this.closed, 10000, "the close after logout");
+  }
+
+  close() {
+    this.ws.terminate();
+  }
+}
+
+/** A Web Push subscription's keys, as a browser makes them. */
+export function webpushKeys() {
+  const ecdh = crypto.createECDH("prime256v1");
+  ecdh.generateKeys();
+  const auth = crypto.randomBytes(16);
+  return {
+    ecdh, auth,
+    publicKey: ecdh.getPublicKey(),
+    p256dh: ecdh.getPublicKey().toString("base64url"),
+    authB64: auth.toString("base64url"),
+  };
+}
+
+/**
+ * Decrypts an RFC 8291 aes128gcm body with the subscription's keys (RFC 8188 record layer,
+ * one record). Returns { plaintext, record, rs } where record is the padded record length.
+ */
+export function webpushDecrypt(body, keys) {
+  const salt = body.subarray(0, 16);
+  const rs = body.readUInt32BE(16);
+  const idlen = body[20];
+  assert.equal(idlen, 65, "keyid must be the sender's 65-byte public key");
+  const asPublic = body.subarray(21, 86);
+  const ct = body.subarray(86);
+  assert.ok(ct.length <= rs, "one record of at most rs bytes");
+  const secret = keys.ecdh.computeSecret(asPublic);
+  const info = Buffer.concat([Buffer.from("WebPush: info\0"), keys.publicKey, asPublic]);
+  const ikm = Buffer.from(crypto.hkdfSync("sha256", secret, keys.auth, info, 32));
+  const cek = Buffer.from(crypto.hkdfSync("sha256", ikm, salt,
+    Buffer.from("Content-Encoding: aes128gcm\0"), 16));
+  const nonce = Buffer.from(crypto.hkdfSync("sha256", ikm, salt,
+    Buffer.from("Content-Encoding: nonce\0"), 12));
+  const d = crypto.createDecipheriv("aes-128-gcm", cek, nonce);
+  d.setAuthTag(ct.subarray(ct.length - 16));
+  const record = Buffer.concat([d.update(ct.subarray(0, ct.length - 16)), d.final()]);
+  let end = record.length - 1;
+  while (end >= 0 && record[end] === 0) end--;
+  assert.equal(record[end], 2, "the last record ends in delimiter 2 before its padding");
+  return { plaintext: record.subarray(0, end), record: record.length, rs };
+}
+
+/**
+ * Checks an RFC 8292 Authorization header: "vapid t=<JWT>, k=<key>", an ES256 signature that
+ * verifies with k, and the claims. Returns { jwt, claims, key }.
+ */
+export function verifyVapid(header, { audience, subject }) {
+  const m = /^vapid t=([^,\s]+),\s*k=([A-Za-z0-9_-]+)$/.exec(header || "");
+  assert.ok(m, `Authorization is not "vapid t=…, k=…": ${header}`);
+  const [, jwt, k] = m;
+  const [h, c, s] = jwt.split(".");
+  const head = JSON.parse(Buffer.from(h, "base64url"));
+  assert.deepEqual(head, { typ: "JWT", alg: "ES256" });
+  const claims = JSON.parse(Buffer.from(c, "base64url"));
+  const pub = Buffer.from(k, "base64url");
+  assert.equal(pub.length, 65);
+  const key = crypto.createPublicKey({
+    key: { kty: "EC", crv: "P-256", x: pub.subarray(1, 33).toString("base64url"),
+      y: pub.subarray(33).toString("base64url") },
+    format: "jwk",
+  });
+  const ok = crypto.verify("sha256", Buffer.from(`${h}.${c}`),
+    { key, dsaEncoding: "ieee-p1363" }, Buffer.from(s, "base64url"));
+  assert.ok(ok, "the VAPID JWT signature must verify with k");
+  const now = Math.floor(Date.now() / 1000);
+  assert.equal(claims.aud, audience, "aud is the push service's origin");
+  assert.equal(claims.sub, subject, "sub is the configured contact");
+  assert.ok(claims.exp > now && claims.exp <= now + 24 * 3600, `exp within 24 h: ${claims.exp}`);
+  return { jwt, claims, key: k };
+}
+
+/** Checks a webhook request's signature; returns the parsed payload. */
+export function verifyWebhook(rec, secret, { maxAgeS = 120 } = {}) {
+  const ts = rec.headers["x-mxgw-timestamp"];
+  const sig = rec.headers["x-mxgw-signature"];
+  assert.ok(ts && sig, "webhook requests carry X-Mxgw-Timestamp and X-Mxgw-Signature");
+  const want = "sha256=" + crypto.createHmac("sha256", secret)
+    .update(`${ts}.`).update(rec.body).digest("hex");
+  assert.equal(sig, want, "the webhook signature must verify");
+  assert.ok(Math.abs(Date.now() / 1000 - Number(ts)) < maxAgeS, "the timestamp is fresh");
+  assert.equal(rec.headers["content-type"], "application/json");
+  return JSON.parse(rec.body);
+}
+
+/** Stops Prosody and starts it again on the same ports and config. */
+export async function restartProsody(p) {
+  await p.stop();
+  p.child = new Child("prosody", "prosody", ["--config", path.join(p.dir, "prosody.cfg.lua"), "-F"], {
+    logFile: path.join(p.dir, "stdout.log"),
+    user: "prosody",
+    cwd: p.dir,
+  });
+  await waitForPort(p.c2sPort, { child: p.child });
+  await waitForPort(p.componentPort, { child: p.child });
+}
+
+/** Waits until the gateway's log matches re (a RegExp); returns the match. */
+export function waitForLog(g, re, { timeoutMs = 15000, what } = {}) {
+  return waitUntil(() => re.exec(g.log()), { timeoutMs, what: what || `${re} in mxgw's log` });
 }
