@@ -34,6 +34,7 @@ static const struct key keys[] = {
     {"upstream_verify_cert", T_BOOL, F(upstream_verify_cert), "yes", NOLIM},
     {"upstream_verify_hostname", T_BOOL, F(upstream_verify_hostname), "yes", NOLIM},
     {"upstream_connect_timeout", T_DURATION, F(upstream_connect_timeout_ms), "10s", 100, 600000},
+    {"upstream_source", T_STR, F(upstream_source), "", NOLIM},
     {"redis", T_URL, F(redis), "", NOLIM},
     {"redis_timeout", T_DURATION, F(redis_timeout_ms), "1s", 10, 60000},
     {"node_id", T_STR, F(node_id), "", NOLIM},
