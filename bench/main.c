@@ -44,11 +44,11 @@ enum phase { PH_WARM, PH_LOGIN, PH_SETTLE, PH_SAT, PH_SAT_DRAIN, PH_FLOW, PH_FLO
 
 struct opts {
     unsigned n, concurrency, pairs, window;
-    double saturate_s, rate, rate_fraction, duration_s, settle_s;
+    double saturate_s, rate, rate_fraction, duration_s, settle_s, hold_s;
 };
 
 static struct bench B;
-static struct opts O = {1000, 200, 100, 4, 0, 0, 0, 0, 3};
+static struct opts O = {1000, 200, 100, 4, 0, 0, 0, 0, 3, 0};
 static struct watched W[MAX_PIDS + 1];
 static unsigned nw;
 static const char *sources[MAX_SOURCES];
@@ -358,12 +358,16 @@ static void on_tick(uv_timer_t *t)
         }
         break;
     case PH_FLOW: {
-        uint64_t due_n = (uint64_t)(el * O.rate);
+        uint64_t due_n = (uint64_t)(el * O.rate) + 1; /* message k is due at k / rate */
         uint64_t total = (uint64_t)(O.duration_s * O.rate);
         if (due_n > total)
             due_n = total;
         for (; sched_count < due_n; sched_count++) {
+            /* Stamped when the clock queues it (the tick is 1 ms coarse), not when written:
+             * any wait for the socket after this counts as latency. */
             uint64_t due = t_phase + (uint64_t)((double)sched_count * 1e9 / O.rate);
+            if (due < now)
+                due = now;
             enqueue(active[sched_count % nactive], due, (uint32_t)sched_count);
         }
         if (sched_count >= total)
@@ -386,7 +390,8 @@ static void on_tick(uv_timer_t *t)
         }
         break;
     case PH_DONE:
-        uv_stop(B.loop);
+        if (el >= O.hold_s) /* --hold: sessions stay up for inspection (gdb, massif, smaps) */
+            uv_stop(B.loop);
         break;
     }
 }
@@ -478,7 +483,8 @@ static void usage(void)
     fprintf(stderr,
             "usage: mxgw-bench --proto xmpp|json|bosh --url URL [--sessions N] [--concurrency C]\n"
             "       [--pairs P] [--saturate SECONDS] [--window W] [--rate MSGS_PER_S]\n"
-            "       [--rate-fraction F] [--duration SECONDS] [--settle SECONDS] [--body-len L]\n"
+            "       [--rate-fraction F] [--duration SECONDS] [--settle SECONDS] [--hold SECONDS]\n"
+            "       [--body-len L]\n"
             "       [--domain D] [--users PREFIX] [--source IP]... [--pid NAME=PID]...\n"
             "       [--probe]  (BOSH: exit 0 if URL answers a session request, 3 if not)\n"
             "BENCH_PASSWORD holds every account's password.\n");
@@ -554,6 +560,8 @@ int main(int argc, char **argv)
             O.duration_s = atof(v);
         else if (strcmp(a, "--settle") == 0)
             O.settle_s = atof(v);
+        else if (strcmp(a, "--hold") == 0)
+            O.hold_s = atof(v);
         else if (strcmp(a, "--body-len") == 0)
             B.body_len = (unsigned)atoi(v);
         else if (strcmp(a, "--domain") == 0)

@@ -14,7 +14,7 @@
 //
 // Options: --quick (CI: a few hundred sessions, a few seconds; nothing asserted),
 // --sessions N, --capacity N (0: skip), --pairs P, --saturate S, --duration S, --body-len L,
-// --only a,b (setups), --json FILE (all results), --markdown FILE (the tables).
+// --hold S (keep sessions S seconds after measuring, for inspection), --rate R (fixed rate instead of half of saturation), --only a,b (setups), --json FILE (all results), --markdown FILE (the tables).
 // Environment: MXGW_BIN (default build/mxgw), MXGW_BENCH_BIN (build/bench/mxgw-bench).
 // Not a test: it asserts nothing about figures; it fails only when a setup cannot run at all.
 
@@ -37,6 +37,7 @@ const PAIRS = Number(opt("pairs", QUICK ? 20 : 100));
 const SATURATE = Number(opt("saturate", QUICK ? 2 : 10));
 const DURATION = Number(opt("duration", QUICK ? 2 : 20));
 const BODY_LEN = Number(opt("body-len", 32));
+const FIXED_RATE = Number(opt("rate", 0)); // overrides the rate derived from saturation
 const ONLY = opt("only", "") ? opt("only", "").split(",") : null;
 const JSON_OUT = opt("json", "");
 const MD_OUT = opt("markdown", "");
@@ -246,19 +247,20 @@ async function withServers(tag, sessions, useMxgw, fn) {
 
 const satArgs = ["--saturate", String(SATURATE), "--window", "4"];
 const flowArgs = (rate) => ["--duration", String(DURATION), ...(rate ? ["--rate", String(rate)] : ["--rate-fraction", "0.5"])];
-const sess = (n) => ["--sessions", String(n), "--settle", QUICK ? "1" : "3"];
-let wsRate = 0;
-let boshRate = 0;
+const HOLD = opt("hold", "0"); // seconds the driver keeps its sessions after measuring
+const sess = (n) => ["--sessions", String(n), "--settle", QUICK ? "1" : "3", "--hold", HOLD];
+let wsRate = FIXED_RATE;
+let boshRate = FIXED_RATE;
 
 await setup("prosody-ws", () => withServers("prosody-ws", N, false, async (p) => {
   const r = await drive("xmpp", `ws://127.0.0.1:${p.httpPort}/xmpp-websocket`, { prosody: p.child.pid },
-    [...sess(N), ...satArgs, ...flowArgs(0)]);
+    [...sess(N), ...satArgs, ...flowArgs(FIXED_RATE)]);
   wsRate = r.flow?.rate || 0;
   return r;
 }));
 await setup("prosody-bosh", () => withServers("prosody-bosh", N, false, async (p) => {
   const r = await drive("bosh", `http://127.0.0.1:${p.httpPort}/http-bind`, { prosody: p.child.pid },
-    [...sess(N), ...satArgs, ...flowArgs(0)]);
+    [...sess(N), ...satArgs, ...flowArgs(FIXED_RATE)]);
   boshRate = r.flow?.rate || 0;
   return r;
 }));
