@@ -48,7 +48,7 @@ struct opts {
 };
 
 static struct bench B;
-static struct opts O = {1000, 200, 100, 4, 0, 0, 0, 0, 3, 0};
+static struct opts O = {1000, 200, 100, 16, 0, 0, 0, 0, 3, 0};
 static struct watched W[MAX_PIDS + 1];
 static unsigned nw;
 static const char *sources[MAX_SOURCES];
@@ -296,6 +296,8 @@ static void start_flow(void)
     B.measuring = true;
     sched_count = 0;
     flow_sent0 = 0;
+    fprintf(stderr, "bench: fixed rate %.0f msg/s for %.0f s over %u pairs\n", O.rate, O.duration_s,
+            nactive / 2);
     enter(PH_FLOW);
 }
 
