@@ -249,7 +249,11 @@ async function withServers(tag, sessions, useMxgw, fn) {
   } finally {
     if (gw) {
       const r = await gw.child.stop(15000);
-      if (r.code !== 0 || r.signal) log(`   mxgw exited ${JSON.stringify(r)}; see ${gw.child.logFile}`);
+      const out = gw.child.log();
+      if (r.code !== 0 || r.signal || /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:/.test(out)) {
+        failures++;
+        log(`   mxgw did not exit cleanly: ${JSON.stringify(r)}; see ${gw.child.logFile}\n${gw.child.logTail(30)}`);
+      }
     }
     await prosody.child.stop(15000);
   }

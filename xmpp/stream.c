@@ -24,6 +24,7 @@
 #include <expat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define NS_SEP '\x01' /* cannot occur in XML 1.0 text, so names split unambiguously */
 #define SLICE  4096
@@ -49,6 +50,7 @@ struct gw_stream {
     struct gw_buf root_tag;  /* the root's start tag, for rebuilding a released parser */
     bool replaying;          /* feeding root_tag: no handler runs */
     bool keep_parser;        /* released only by gw_stream_release() */
+    unsigned long salt;      /* expat's hash salt, drawn once per stream (0: expat's own) */
     const char *cond;
     const char *text;
     struct gw_xml *result; /* document mode */
@@ -294,6 +296,8 @@ static void on_xmldecl(void *ud, const char *version, const char *encoding, int 
 static void setup(struct gw_stream *st)
 {
     XML_Parser p = st->p;
+    if (st->salt)
+        XML_SetHashSalt(p, st->salt);
     XML_SetUserData(p, st);
     XML_SetReturnNSTriplet(p, 1);
     XML_SetElementHandler(p, on_start, on_end);
@@ -333,6 +337,10 @@ struct gw_stream *gw_stream_new(const struct gw_xml_limits *limits,
         st->h = *h;
     st->arg = arg;
     gw_buf_init(&st->root_tag, 0);
+    /* One salt for every parser this stream will have: left to itself, expat draws one at
+     * each creation (a getrandom() call and a getenv() per rebuilt parser). */
+    if (getrandom(&st->salt, sizeof st->salt, GRND_NONBLOCK) != (ssize_t)sizeof st->salt)
+        st->salt = 0;
     st->p = XML_ParserCreateNS("UTF-8", NS_SEP);
     if (!st->p)
         abort(); /* out of memory, as gw_malloc would */
