@@ -5,8 +5,8 @@
  * keeps one request waiting at the server and sends queued messages on the other slot, all of
  * them in one body. A response frees its slot; with nothing left outstanding, an empty request
  * goes out so the server can always deliver. The HTTP client is minimal on purpose: one
- * request per connection at a time, Content-Length bodies (what Prosody and libmicrohttpd send),
- * and it counts every byte it writes and reads. */
+ * request per connection at a time, Content-Length or chunked bodies, and it counts every byte
+ * it writes and reads. */
 #include "bench/bench.h"
 
 #include <errno.h>
@@ -107,6 +107,42 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     *buf = uv_buf_init(sl->rx + sl->rx_len, (unsigned)(sl->rx_cap - sl->rx_len));
 }
 
+/* Length of a complete chunked body starting at p (bytes up to and including the last chunk's
+ * trailer), with the data copied together into out; 0 while incomplete, -1 when malformed. */
+static long chunked(const char *p, size_t avail, char **out, size_t *outlen)
+{
+    size_t off = 0, len = 0;
+    char *data = NULL;
+    for (;;) {
+        const char *eol = msg_find(p + off, avail - off, "\r\n");
+        if (!eol)
+            break;
+        char *end;
+        unsigned long n = strtoul(p + off, &end, 16);
+        if (end == p + off || n > (1u << 24))
+            goto bad;
+        size_t data_at = (size_t)(eol - p) + 2;
+        if (avail < data_at + n + 2)
+            break;
+        if (n == 0) { /* no trailers expected: the last chunk ends with one more CRLF */
+            *out = data;
+            *outlen = len;
+            return (long)(data_at + 2);
+        }
+        data = realloc(data, len + n + 1);
+        if (!data)
+            abort();
+        memcpy(data + len, p + data_at, n);
+        len += n;
+        off = data_at + n + 2;
+    }
+    free(data);
+    return 0;
+bad:
+    free(data);
+    return -1;
+}
+
 /* Parses complete responses off the front of the buffer. */
 static void parse(struct slot *sl)
 {
@@ -122,7 +158,7 @@ static void parse(struct slot *sl)
             return;
         }
         size_t clen = 0;
-        bool close_after = false;
+        bool close_after = false, is_chunked = false;
         for (const char *p = sl->rx; p < hdr_end;) {
             const char *eol = msg_find(p, (size_t)(hdr_end + 2 - p), "\r\n");
             if (!eol)
@@ -132,7 +168,23 @@ static void parse(struct slot *sl)
             else if (strncasecmp(p, "connection:", 11) == 0 &&
                      msg_find(p, (size_t)(eol - p), "close"))
                 close_after = true;
+            else if (strncasecmp(p, "transfer-encoding:", 18) == 0 &&
+                     msg_find(p, (size_t)(eol - p), "chunked"))
+                is_chunked = true;
             p = eol + 2;
+        }
+        char *joined = NULL;
+        size_t blen = clen;
+        if (is_chunked) {
+            long n = chunked(sl->rx + hlen, sl->rx_len - hlen, &joined, &blen);
+            if (n < 0) {
+                fail(sl->o, "bad chunked body");
+                close_slot(sl);
+                return;
+            }
+            if (n == 0)
+                return;
+            clen = (size_t)n;
         }
         if (sl->rx_len < hlen + clen)
             return;
@@ -144,7 +196,8 @@ static void parse(struct slot *sl)
         size_t rest = sl->rx_len - hlen - clen;
         if (close_after)
             close_slot(sl);
-        on_response(sl, status, body, clen);
+        on_response(sl, status, joined ? joined : body, joined ? blen : clen);
+        free(joined);
         if (sl->rx_len >= hlen + clen) { /* not closed and reset meanwhile */
             memmove(sl->rx, body + clen, rest);
             sl->rx_len = rest;

@@ -205,7 +205,8 @@ const cpuInfo = (fs.readFileSync("/proc/cpuinfo", "utf8").match(/^model name\s*:
 const machine = `${os.cpus().length} cores (${cpuInfo}), ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ` +
   `${fs.existsSync("/etc/debian_version") ? "Debian " + fs.readFileSync("/etc/debian_version", "utf8").trim() : os.release()}, ` +
   `kernel ${os.release()}`;
-log(`bench: ${machine}`);
+const load0 = os.loadavg().map((x) => x.toFixed(2)).join(" ");
+log(`bench: ${machine}; load average ${load0}`);
 log(`bench: ${N} sessions per setup, ${PAIRS} pairs, saturation ${SATURATE} s, fixed rate ${DURATION} s, ` +
   `body ${BODY_LEN} chars, capacity run ${CAPACITY || "skipped"}; open-file limit ${FD_LIMIT}; files in ${dir}`);
 if (CAPACITY < CAPACITY_WANTED) {
@@ -284,7 +285,15 @@ for (const [name, proto] of [["mxgw-xmpp", "xmpp"], ["mxgw-json", "json"]]) {
       [...sess(N), ...satArgs, ...flowArgs(wsRate)])));
 }
 let mxgwBosh = "not run";
+// Without a listener key mxgw would serve BOSH on its default port: make sure whatever answers
+// there afterwards is this run's mxgw, not another process.
+const defaultBoshTaken = !httpListenKey() && probeBosh("http://127.0.0.1:5280/http-bind");
 await setup("mxgw-bosh", () => withServers("mxgw-bosh", N, true, async (p, gw) => {
+  if (defaultBoshTaken) {
+    mxgwBosh = "not measured: another process already serves http://127.0.0.1:5280/http-bind";
+    log(`   mxgw BOSH: ${mxgwBosh}`);
+    return null;
+  }
   if (!probeBosh(gw.boshUrl)) {
     mxgwBosh = "not available in this build";
     log(`   mxgw BOSH: not available in this build (nothing answers ${gw.boshUrl})`);
@@ -392,7 +401,9 @@ const driverCpu = Object.entries(R).map(([n, r]) =>
   (r.sat?.cpu_pct?.mxgw !== undefined ? `, mxgw ${fmt(r.sat.cpu_pct.mxgw, 0)}%` : "") + `), ` +
   `${fmt(r.flow?.cpu_pct?.driver, 0)}% at the fixed rate`).join("; ");
 
-const md = `Machine: ${machine}. Command: \`bench/run ${args.join(" ")}\`.\n\n### Figures\n\n${table}\n\n` +
+const load1 = os.loadavg().map((x) => x.toFixed(2)).join(" ");
+const md = `Machine: ${machine}. Load average (1/5/15 min) ${load0} at the start, ${load1} at the end ` +
+  `(the machine is shared). Command: \`bench/run ${args.join(" ")}\`.\n\n### Figures\n\n${table}\n\n` +
   `### Ratios\n\n${rtable}\n\n### Budgets\n\n${btable}\n\nDriver CPU (one core = 100%): ${driverCpu}.\n`;
 log(`\n${md}`);
 for (const b of budgets) log(`budget: ${b.verdict} ${b.what}: ${b.value}`);
