@@ -56,7 +56,7 @@ static enum phase phase;
 static uv_timer_t tick;
 static unsigned next_start, inflight_logins, warm_n, warm_ready;
 static uint64_t t_phase, login_t0, login_t1;
-static struct sample s_base, s_login, s_idle, s_sat0, s_sat1, s_flow0, s_flow1;
+static struct sample s_base, s_login, s_idle0, s_idle, s_sat0, s_sat1, s_flow0, s_flow1;
 static struct bench_sess **active;
 static unsigned nactive;
 static uint64_t sched_count, sat_delivered, flow_sent0;
@@ -64,6 +64,8 @@ static uint64_t tcp0, tcp1;
 static struct bench_stats flow_st;
 static double sat_rate;
 static unsigned lost_after_login;
+static bool timeline; /* --timeline: the worst latency of each second of the fixed-rate phase */
+static uint64_t tl_max, tl_next;
 
 /* ---- /proc ---- */
 
@@ -237,8 +239,11 @@ void bench_received(struct bench_sess *s, const char *body, size_t len)
     struct bench_sess *from = s->peer;
     if (from && from->inflight)
         from->inflight--;
-    if (B.measuring && B.nlat < B.lat_cap && now >= due)
+    if (B.measuring && B.nlat < B.lat_cap && now >= due) {
         B.lat[B.nlat++] = now - due;
+        if (timeline && now - due > tl_max)
+            tl_max = now - due;
+    }
     if (B.saturating && from)
         enqueue(from, now, (uint32_t)sched_count++);
 }
@@ -325,6 +330,8 @@ static void on_tick(uv_timer_t *t)
         }
         break;
     case PH_SETTLE:
+        if (el >= O.settle_s / 2 && s_idle0.at_ns == 0) /* the second half: idle CPU */
+            take(&s_idle0);
         if (el >= O.settle_s) {
             take(&s_idle);
             pair_up();
@@ -360,6 +367,13 @@ static void on_tick(uv_timer_t *t)
         }
         break;
     case PH_FLOW: {
+        if (timeline && now >= tl_next) {
+            if (tl_next)
+                fprintf(stderr, "bench: t=%.0f s worst latency %.2f ms\n", el,
+                        (double)tl_max / 1e6);
+            tl_max = 0;
+            tl_next = now + 1000000000ULL;
+        }
         uint64_t due_n = (uint64_t)(el * O.rate) + 1; /* message k is due at k / rate */
         uint64_t total = (uint64_t)(O.duration_s * O.rate);
         if (due_n > total)
@@ -445,7 +459,10 @@ static void report(void)
     for (unsigned i = 0; i < nw; i++)
         printf("%s\"%s\":%.2f", i ? "," : "", W[i].name,
                added ? ((double)s_idle.rss_kib[i] - (double)s_base.rss_kib[i]) / added : 0);
-    printf("},\"pairs\":%u", nactive / 2);
+    printf("}");
+    if (s_idle0.at_ns && s_idle.at_ns > s_idle0.at_ns)
+        print_cpu("idle_cpu_pct", &s_idle0, &s_idle, (double)(s_idle.at_ns - s_idle0.at_ns) / 1e5);
+    printf(",\"pairs\":%u", nactive / 2);
     if (s_sat1.at_ns) {
         double secs = (double)(s_sat1.at_ns - s_sat0.at_ns) / 1e9;
         printf(",\"sat\":{\"seconds\":%.2f,\"msgs_per_s\":%.1f,\"window\":%u", secs, sat_rate,
@@ -488,6 +505,7 @@ static void usage(void)
             "       [--rate-fraction F] [--duration SECONDS] [--settle SECONDS] [--hold SECONDS]\n"
             "       [--body-len L]\n"
             "       [--domain D] [--users PREFIX] [--source IP]... [--pid NAME=PID]...\n"
+            "       [--timeline]  (print the worst latency of each second at the fixed rate)\n"
             "       [--probe]  (BOSH: exit 0 if URL answers a session request, 3 if not)\n"
             "BENCH_PASSWORD holds every account's password.\n");
     exit(2);
@@ -535,6 +553,10 @@ int main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--probe") == 0) {
             probe = true;
+            continue;
+        }
+        if (strcmp(a, "--timeline") == 0) {
+            timeline = true;
             continue;
         }
         if (!v)

@@ -262,8 +262,9 @@ async function withServers(tag, sessions, useMxgw, fn) {
 
 const satArgs = ["--saturate", String(SATURATE), "--window", "16"];
 const flowArgs = (rate) => ["--duration", String(DURATION), ...(rate ? ["--rate", String(rate)] : ["--rate-fraction", "0.5"])];
+const TIMELINE = args.includes("--timeline") ? ["--timeline"] : [];
 const HOLD = opt("hold", "0"); // seconds the driver keeps its sessions after measuring
-const sess = (n) => ["--sessions", String(n), "--settle", QUICK ? "1" : "3", "--hold", HOLD];
+const sess = (n) => ["--sessions", String(n), "--settle", QUICK ? "1" : "3", "--hold", HOLD, ...TIMELINE];
 let wsRate = FIXED_RATE;
 let boshRate = FIXED_RATE;
 
@@ -281,7 +282,7 @@ await setup("prosody-bosh", () => withServers("prosody-bosh", N, false, async (p
 }));
 for (const [name, proto] of [["mxgw-xmpp", "xmpp"], ["mxgw-json", "json"]]) {
   await setup(name, () => withServers(name, N, true, (p, gw) =>
-    drive(proto, gw.wsUrl, { mxgw: gw.child.pid, prosody: p.child.pid },
+    drive(proto, gw.wsUrl, { mxgw: gw.child.pid, prosody: p.child.pid, redis: redis.child.pid },
       [...sess(N), ...satArgs, ...flowArgs(wsRate)])));
 }
 let mxgwBosh = "not run";
@@ -300,12 +301,12 @@ await setup("mxgw-bosh", () => withServers("mxgw-bosh", N, true, async (p, gw) =
     return null;
   }
   mxgwBosh = "measured";
-  return drive("bosh", gw.boshUrl, { mxgw: gw.child.pid, prosody: p.child.pid },
+  return drive("bosh", gw.boshUrl, { mxgw: gw.child.pid, prosody: p.child.pid, redis: redis.child.pid },
     [...sess(N), ...satArgs, ...flowArgs(boshRate)]);
 }));
 if (CAPACITY > N) {
   await setup("capacity", () => withServers("capacity", CAPACITY, true, (p, gw) =>
-    drive("json", gw.wsUrl, { mxgw: gw.child.pid, prosody: p.child.pid },
+    drive("json", gw.wsUrl, { mxgw: gw.child.pid, prosody: p.child.pid, redis: redis.child.pid },
       ["--sessions", String(CAPACITY), "--settle", "10", "--concurrency", "400",
         "--duration", String(DURATION), "--rate", String(wsRate || 1000)])));
 }
@@ -318,13 +319,15 @@ const ms = (us) => (us === undefined || Number.isNaN(us) ? "–" : (us / 1000).t
 const rows = [];
 const head = ["setup", "sessions", "login s", "logins/s", "KiB/session mxgw", "KiB/session Prosody",
   "sat. msg/s", "rate msg/s", "p50 ms", "p99 ms", "p99.9 ms", "µs CPU/msg mxgw", "µs CPU/msg Prosody",
+  "µs CPU/msg Redis",
   "driver CPU % (sat.)", "bytes/msg (msg frames)", "bytes/msg (all TCP)"];
 for (const [name, r] of Object.entries(results)) {
   const f = r.flow || {};
   rows.push([name, `${r.ready}/${r.sessions}`, fmt(r.login_s, 2), fmt(r.login_per_s, 0),
     fmt(r.kib_per_session.mxgw, 2), fmt(r.kib_per_session.prosody, 2),
     fmt(r.sat?.msgs_per_s, 0), fmt(f.rate, 0), ms(f.p50_us), ms(f.p99_us), ms(f.p999_us),
-    fmt(f.cpu_us_per_msg?.mxgw, 2), fmt(f.cpu_us_per_msg?.prosody, 2), fmt(r.sat?.cpu_pct?.driver, 0),
+    fmt(f.cpu_us_per_msg?.mxgw, 2), fmt(f.cpu_us_per_msg?.prosody, 2), fmt(f.cpu_us_per_msg?.redis, 2),
+    fmt(r.sat?.cpu_pct?.driver, 0),
     r.proto === "bosh" ? "–" : fmt(f.msg_bytes_per_msg, 1), fmt(f.tcp_bytes_per_msg, 1)]);
 }
 const table = [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`,
@@ -396,6 +399,21 @@ for (const name of ["mxgw-xmpp", "mxgw-json", "mxgw-bosh", "capacity"]) {
 const rtable = ["| setup | mxgw CPU/msg ÷ Prosody's (same run) | mxgw CPU/msg ÷ Prosody direct | mxgw KiB/session ÷ Prosody direct | saturation ÷ Prosody direct | login time ÷ Prosody direct |",
   "|---|---|---|---|---|---|", ...ratios].join("\n");
 
+// CPU per message above the idle load: what each process spends on the traffic itself, without
+// what its sessions cost while idle (timers, keepalives) over the same seconds.
+const marginal = (r, who) => {
+  const f = r.flow;
+  if (!f?.delivered || r.idle_cpu_pct?.[who] === undefined) return NaN;
+  return ((f.cpu_pct[who] - r.idle_cpu_pct[who]) * f.seconds * 1e4) / f.delivered;
+};
+const ctable = ["| setup | idle CPU % mxgw | idle CPU % Prosody | µs/msg mxgw total | µs/msg mxgw over idle | " +
+  "µs/msg Prosody total | µs/msg Prosody over idle | µs/msg driver | utime+stime µs/msg mxgw | utime+stime µs/msg Prosody |",
+"|---|---|---|---|---|---|---|---|---|---|",
+...Object.entries(R).map(([n, r]) => `| ${n} | ${fmt(r.idle_cpu_pct?.mxgw, 2)} | ${fmt(r.idle_cpu_pct?.prosody, 2)} | ` +
+  `${fmt(r.flow?.cpu_us_per_msg?.mxgw, 2)} | ${fmt(marginal(r, "mxgw"), 2)} | ${fmt(r.flow?.cpu_us_per_msg?.prosody, 2)} | ` +
+  `${fmt(marginal(r, "prosody"), 2)} | ${fmt(r.flow?.cpu_us_per_msg?.driver, 2)} | ${fmt(r.flow?.ticks_us_per_msg?.mxgw, 2)} | ` +
+  `${fmt(r.flow?.ticks_us_per_msg?.prosody, 2)} |`)].join("\n");
+
 const driverCpu = Object.entries(R).map(([n, r]) =>
   `${n}: ${fmt(r.sat?.cpu_pct?.driver, 0)}% at saturation (Prosody ${fmt(r.sat?.cpu_pct?.prosody, 0)}%` +
   (r.sat?.cpu_pct?.mxgw !== undefined ? `, mxgw ${fmt(r.sat.cpu_pct.mxgw, 0)}%` : "") + `), ` +
@@ -404,7 +422,7 @@ const driverCpu = Object.entries(R).map(([n, r]) =>
 const load1 = os.loadavg().map((x) => x.toFixed(2)).join(" ");
 const md = `Machine: ${machine}. Load average (1/5/15 min) ${load0} at the start, ${load1} at the end ` +
   `(the machine is shared). Command: \`bench/run ${args.join(" ")}\`.\n\n### Figures\n\n${table}\n\n` +
-  `### Ratios\n\n${rtable}\n\n### Budgets\n\n${btable}\n\nDriver CPU (one core = 100%): ${driverCpu}.\n`;
+  `### CPU per message at the fixed rate\n\n${ctable}\n\n### Ratios\n\n${rtable}\n\n### Budgets\n\n${btable}\n\nDriver CPU (one core = 100%): ${driverCpu}.\n`;
 log(`\n${md}`);
 for (const b of budgets) log(`budget: ${b.verdict} ${b.what}: ${b.value}`);
 log(`mxgw BOSH: ${mxgwBosh}`);
