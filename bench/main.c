@@ -26,7 +26,7 @@
 
 #define MAX_PIDS    4
 #define MAX_SOURCES 32
-#define DRAIN_NS    (5ULL * 1000000000ULL)
+#define DRAIN_NS    (30ULL * 1000000000ULL) /* at most, waiting for the last deliveries */
 
 struct watched {
     const char *name;

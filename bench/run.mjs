@@ -14,7 +14,7 @@
 //
 // Options: --quick (CI: a few hundred sessions, a few seconds; nothing asserted),
 // --sessions N, --capacity N (0: skip), --pairs P, --saturate S, --duration S, --body-len L,
-// --hold S (keep sessions S seconds after measuring, for inspection), --rate R (fixed rate instead of half of saturation), --only a,b (setups), --json FILE (all results), --markdown FILE (the tables).
+// --prosody-config LINE (a global Prosody option, for experiments), --hold S (keep sessions S seconds after measuring, for inspection), --rate R (fixed rate instead of half of saturation), --only a,b (setups), --json FILE (all results), --markdown FILE (the tables).
 // Environment: MXGW_BIN (default build/mxgw), MXGW_BENCH_BIN (build/bench/mxgw-bench).
 // Not a test: it asserts nothing about figures; it fails only when a setup cannot run at all.
 
@@ -56,8 +56,10 @@ const asRoot = process.getuid?.() === 0;
 // Past ~28k connections to one server port, one source address runs out of ports: the driver
 // binds its sockets to 127.0.0.2-6 in turn and mxgw its upstream sockets to 127.0.0.7-11
 // (upstream_source). Always on, so that every run, the CI one included, exercises it.
-const DRIVER_SOURCES = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"];
-const UPSTREAM_SOURCES = "127.0.0.7,127.0.0.8,127.0.0.9,127.0.0.10,127.0.0.11";
+// --no-sources turns it off (for comparing with a build that predates upstream_source).
+const NO_SOURCES = args.includes("--no-sources");
+const DRIVER_SOURCES = NO_SOURCES ? [] : ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"];
+const UPSTREAM_SOURCES = NO_SOURCES ? "" : "127.0.0.7,127.0.0.8,127.0.0.9,127.0.0.10,127.0.0.11";
 
 for (const f of [MXGW_BIN, DRIVER]) {
   if (!fs.existsSync(f)) {
@@ -112,6 +114,7 @@ cross_domain_websocket = true
 cross_domain_bosh = true
 modules_enabled = { "roster"; "saslauth"; "disco"; "smacks"; "websocket"; "bosh"; "http"; }
 modules_disabled = { "s2s"; "offline"; }
+${PROSODY_EXTRA}
 VirtualHost "localhost"
 `);
   if (asRoot) execFileSync("chown", ["-R", "prosody:prosody", pdir]);
@@ -263,6 +266,9 @@ async function withServers(tag, sessions, useMxgw, fn) {
 const satArgs = ["--saturate", String(SATURATE), "--window", "16"];
 const flowArgs = (rate) => ["--duration", String(DURATION), ...(rate ? ["--rate", String(rate)] : ["--rate-fraction", "0.5"])];
 const TIMELINE = args.includes("--timeline") ? ["--timeline"] : [];
+// --prosody-config 'lua line': appended to Prosody's global section (experiments only; the
+// published run leaves Prosody at its defaults).
+const PROSODY_EXTRA = opt("prosody-config", "");
 const HOLD = opt("hold", "0"); // seconds the driver keeps its sessions after measuring
 const sess = (n) => ["--sessions", String(n), "--settle", QUICK ? "1" : "3", "--hold", HOLD, ...TIMELINE];
 let wsRate = FIXED_RATE;
