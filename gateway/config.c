@@ -4,6 +4,7 @@
 
 #include "gateway/err.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@ enum key_type {
     T_LOGLEVEL,
     T_URL,
     T_OPT_HOSTPORT, /* host:port, or empty / "off" */
+    T_ADDRS,
 };
 
 struct key {
@@ -49,6 +51,7 @@ static const struct key keys[] = {
     {"upstream_verify_cert", T_BOOL, F(upstream_verify_cert), "yes", NOLIM},
     {"upstream_verify_hostname", T_BOOL, F(upstream_verify_hostname), "yes", NOLIM},
     {"upstream_connect_timeout", T_DURATION, F(upstream_connect_timeout_ms), "10s", 100, 600000},
+    {"upstream_source", T_ADDRS, F(upstream_source), "", NOLIM},
     {"redis", T_URL, F(redis), "", NOLIM},
     {"redis_timeout", T_DURATION, F(redis_timeout_ms), "1s", 10, 60000},
     {"node_id", T_STR, F(node_id), "", NOLIM},
@@ -233,6 +236,28 @@ static int parse_bool(const char *s, bool *b)
     return GW_EINVAL;
 }
 
+/* A comma-separated list of numeric IPv4/IPv6 addresses (spaces allowed after commas). */
+static bool addr_list_ok(const char *s)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    char item[64];
+    while (*s) {
+        while (*s == ' ')
+            s++;
+        size_t n = strcspn(s, ",");
+        if (n == 0 || n >= sizeof item)
+            return false;
+        memcpy(item, s, n);
+        item[n] = '\0';
+        if (inet_pton(AF_INET, item, buf) != 1 && inet_pton(AF_INET6, item, buf) != 1)
+            return false;
+        s += n;
+        if (*s == ',' && *++s == '\0')
+            return false;
+    }
+    return true;
+}
+
 static int apply(struct gw_config *cfg, const struct key *k, const char *v, char *err,
                  size_t errlen)
 {
@@ -240,8 +265,12 @@ static int apply(struct gw_config *cfg, const struct key *k, const char *v, char
     uint64_t n = 0;
     const char *rest;
     switch (k->type) {
+    case T_ADDRS:
+        if (!addr_list_ok(v))
+            return fail(err, errlen, "expected comma-separated IP addresses");
+        /* fall through */
     case T_URL:
-        if (*v && strncmp(v, "redis://", 8) != 0)
+        if (k->type == T_URL && *v && strncmp(v, "redis://", 8) != 0)
             return fail(err, errlen, "expected redis://host:port/db");
         /* fall through */
     case T_STR:

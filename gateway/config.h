@@ -32,6 +32,7 @@ struct gw_config {
     bool upstream_verify_cert;
     bool upstream_verify_hostname;
     uint64_t upstream_connect_timeout_ms;
+    char upstream_source[256]; /* local addresses upstream sockets bind to, in turn; empty: any */
     /* store */
     char redis[512]; /* empty: in-process store */
     uint64_t redis_timeout_ms;

@@ -6,7 +6,16 @@
  * as its last byte arrives; to keep expat's own buffering bounded, input is fed in slices and
  * the bytes since the current stanza (or the last event between stanzas) began are checked
  * against the stanza limit after each slice. Handlers may reset or free the parser: expat is
- * only stopped there (XML_StopParser), and reset or freed after XML_Parse returns. */
+ * only stopped there (XML_StopParser), and reset or freed after XML_Parse returns.
+ *
+ * Idle streams hold no expat parser. An expat parser costs about 11 KB once it has seen a
+ * stream header (buffers, name pools, hash tables), more than all the rest of a session. So
+ * when a feed ends exactly between two stanzas, the parser is freed and the stream keeps only
+ * the root's start tag with its namespace declarations (some 100 bytes); the next feed makes a
+ * new parser and replays that tag, silently, before the new bytes. Positions stay in the
+ * caller's byte count: the replayed bytes are subtracted (skew). The cost is one parser
+ * creation per wakeup (about 3 µs); an owner that keeps the parser (gw_stream_keep_parser) releases
+ * on its own idle timer with gw_stream_release() instead, so that busy streams do not pay it. */
 #include "xmpp/stream.h"
 
 #include "gateway/err.h"
@@ -15,6 +24,7 @@
 #include <expat.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #define NS_SEP '\x01' /* cannot occur in XML 1.0 text, so names split unambiguously */
 #define SLICE  4096
@@ -36,6 +46,11 @@ struct gw_stream {
     unsigned long long fed;  /* bytes given to expat since the (re)start */
     unsigned long long mark; /* where the current stanza or inter-stanza run began */
     unsigned long long reset_at;
+    unsigned long long skew; /* bytes of a replayed root tag at the start of expat's input */
+    struct gw_buf root_tag;  /* the root's start tag, for rebuilding a released parser */
+    bool replaying;          /* feeding root_tag: no handler runs */
+    bool keep_parser;        /* released only by gw_stream_release() */
+    unsigned long salt;      /* expat's hash salt, drawn once per stream (0: expat's own) */
     const char *cond;
     const char *text;
     struct gw_xml *result; /* document mode */
@@ -51,10 +66,30 @@ static void fail(struct gw_stream *st, const char *cond, const char *text)
     XML_StopParser(st->p, XML_FALSE);
 }
 
+static unsigned long long event_start(struct gw_stream *st)
+{
+    return (unsigned long long)XML_GetCurrentByteIndex(st->p) - st->skew;
+}
+
 static unsigned long long event_end(struct gw_stream *st)
 {
-    return (unsigned long long)XML_GetCurrentByteIndex(st->p) +
-           (unsigned long long)XML_GetCurrentByteCount(st->p);
+    return event_start(st) + (unsigned long long)XML_GetCurrentByteCount(st->p);
+}
+
+/* Appends s to the saved root tag with the characters an attribute value cannot hold raw
+ * escaped. */
+static void tag_escaped(struct gw_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '&')
+            gw_buf_puts(b, "&amp;");
+        else if (*s == '<')
+            gw_buf_puts(b, "&lt;");
+        else if (*s == '\'')
+            gw_buf_puts(b, "&apos;");
+        else
+            gw_buf_append(b, s, 1);
+    }
 }
 
 /* Splits an expat triplet "uri\1local\1prefix" (or "local") into its parts. */
@@ -118,7 +153,22 @@ static void on_start(void *ud, const char *name, const char **atts)
     }
     st->depth++;
     if (!st->document && st->depth == 1) {
+        if (st->replaying)
+            return;
         struct gw_xml *root = make_element(name, atts);
+        /* "<prefix:name" before the declarations on_nsdecl saved: what </prefix:name> closes. */
+        struct gw_buf decls = st->root_tag;
+        gw_buf_init(&st->root_tag, 0);
+        gw_buf_puts(&st->root_tag, "<");
+        if (root->prefix) {
+            gw_buf_puts(&st->root_tag, root->prefix);
+            gw_buf_puts(&st->root_tag, ":");
+        }
+        gw_buf_puts(&st->root_tag, root->name);
+        if (decls.len)
+            gw_buf_append(&st->root_tag, decls.data, decls.len);
+        gw_buf_puts(&st->root_tag, ">");
+        gw_buf_free(&decls);
         st->mark = event_end(st);
         if (st->h.open)
             st->h.open(st->arg, root);
@@ -127,7 +177,7 @@ static void on_start(void *ud, const char *name, const char **atts)
     }
     unsigned level = st->document ? st->depth - 1 : st->depth - 2; /* 0: stanza/document root */
     if (level == 0 && !st->document)
-        st->mark = (unsigned long long)XML_GetCurrentByteIndex(st->p);
+        st->mark = event_start(st);
     if (level >= st->stack_cap) {
         st->stack_cap = st->stack_cap ? st->stack_cap * 2 : 8;
         st->stack = gw_realloc(st->stack, st->stack_cap * sizeof *st->stack);
@@ -194,9 +244,16 @@ static void on_text(void *ud, const char *s, int len)
 static void on_nsdecl(void *ud, const char *prefix, const char *uri)
 {
     struct gw_stream *st = ud;
-    (void)prefix;
-    (void)uri;
     st->nsdecls++;
+    if (st->document || st->depth > 0 || st->replaying)
+        return;
+    /* A declaration on the stream root: kept so that a released parser can be rebuilt. */
+    gw_buf_puts(&st->root_tag, prefix ? " xmlns:" : " xmlns");
+    if (prefix)
+        gw_buf_puts(&st->root_tag, prefix);
+    gw_buf_puts(&st->root_tag, "='");
+    tag_escaped(&st->root_tag, uri ? uri : "");
+    gw_buf_puts(&st->root_tag, "'");
 }
 
 static void on_restricted_doctype(void *ud, const char *name, const char *sysid, const char *pubid,
@@ -239,6 +296,8 @@ static void on_xmldecl(void *ud, const char *version, const char *encoding, int 
 static void setup(struct gw_stream *st)
 {
     XML_Parser p = st->p;
+    if (st->salt)
+        XML_SetHashSalt(p, st->salt);
     XML_SetUserData(p, st);
     XML_SetReturnNSTriplet(p, 1);
     XML_SetElementHandler(p, on_start, on_end);
@@ -265,7 +324,8 @@ static void clear_tree(struct gw_stream *st)
     st->stack_cap = 0;
     st->depth = 0;
     st->nsdecls = 0;
-    st->fed = st->mark = 0;
+    st->fed = st->mark = st->skew = 0;
+    gw_buf_free(&st->root_tag);
 }
 
 struct gw_stream *gw_stream_new(const struct gw_xml_limits *limits,
@@ -276,6 +336,11 @@ struct gw_stream *gw_stream_new(const struct gw_xml_limits *limits,
     if (h)
         st->h = *h;
     st->arg = arg;
+    gw_buf_init(&st->root_tag, 0);
+    /* One salt for every parser this stream will have: left to itself, expat draws one at
+     * each creation (a getrandom() call and a getenv() per rebuilt parser). */
+    if (getrandom(&st->salt, sizeof st->salt, GRND_NONBLOCK) != (ssize_t)sizeof st->salt)
+        st->salt = 0;
     st->p = XML_ParserCreateNS("UTF-8", NS_SEP);
     if (!st->p)
         abort(); /* out of memory, as gw_malloc would */
@@ -286,7 +351,13 @@ struct gw_stream *gw_stream_new(const struct gw_xml_limits *limits,
 static void do_reset(struct gw_stream *st)
 {
     clear_tree(st);
-    XML_ParserReset(st->p, "UTF-8");
+    if (st->p) {
+        XML_ParserReset(st->p, "UTF-8");
+    } else {
+        st->p = XML_ParserCreateNS("UTF-8", NS_SEP);
+        if (!st->p)
+            abort();
+    }
     setup(st);
     st->failed = false;
     st->reset_pending = false;
@@ -352,10 +423,46 @@ static int feed_slice(struct gw_stream *st, const char *data, size_t n, bool fin
     return 0;
 }
 
+/* Frees the parser of a stream that sits between two stanzas with nothing buffered. */
+static void release_parser(struct gw_stream *st)
+{
+    if (st->document || st->failed || st->in_feed || !st->p || st->depth != 1 ||
+        st->mark != st->fed || !st->root_tag.len)
+        return;
+    XML_ParserFree(st->p);
+    st->p = NULL;
+}
+
+/* Makes a parser for a released stream and replays the root tag into it. */
+static int rebuild_parser(struct gw_stream *st)
+{
+    st->p = XML_ParserCreateNS("UTF-8", NS_SEP);
+    if (!st->p)
+        abort();
+    setup(st);
+    st->depth = 0;
+    st->replaying = true;
+    enum XML_Status status = XML_Parse(st->p, st->root_tag.data, (int)st->root_tag.len, XML_FALSE);
+    st->replaying = false;
+    if (status != XML_STATUS_OK || st->depth != 1)
+        return GW_EPROTO; /* cannot happen: the tag was parsed before */
+    st->skew = st->root_tag.len;
+    st->fed = st->mark = 0;
+    return 0;
+}
+
 int gw_stream_feed(struct gw_stream *st, const char *data, size_t len)
 {
     if (st->failed)
         return GW_EPROTO;
+    if (!st->p && len > 0 && rebuild_parser(st) != 0) {
+        st->failed = true;
+        st->cond = "internal-server-error";
+        st->text = "parser rebuild failed";
+        if (st->h.error)
+            st->h.error(st->arg, st->cond, st->text);
+        return GW_EPROTO;
+    }
     while (len > 0) {
         size_t n = len < SLICE ? len : SLICE, used;
         int rc = feed_slice(st, data, n, false, &used);
@@ -368,7 +475,24 @@ int gw_stream_feed(struct gw_stream *st, const char *data, size_t len)
         data += used;
         len -= used;
     }
+    if (!st->keep_parser)
+        release_parser(st);
     return 0;
+}
+
+void gw_stream_keep_parser(struct gw_stream *st, bool keep)
+{
+    st->keep_parser = keep;
+}
+
+void gw_stream_release(struct gw_stream *st)
+{
+    release_parser(st);
+}
+
+bool gw_stream_idle(const struct gw_stream *st)
+{
+    return st->p == NULL;
 }
 
 void gw_stream_reset(struct gw_stream *st)

@@ -4,6 +4,7 @@
 
 #include "xmpp/xml.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Bounds applied to everything parsed. */
@@ -41,6 +42,16 @@ int gw_stream_feed(struct gw_stream *st, const char *data, size_t len);
  * stops at the current byte, is reset after the feed returns, and the rest of that feed's bytes
  * go to the new stream. */
 void gw_stream_reset(struct gw_stream *st);
+/* By default a stream releases its expat parser (~11 KB) whenever a feed ends between two
+ * stanzas, and rebuilds it on the next feed (~3 µs). keep = true keeps it until
+ * gw_stream_release(), for an owner that releases on its own idle timer instead. */
+void gw_stream_keep_parser(struct gw_stream *st, bool keep);
+/* Releases the parser now if the stream sits between two stanzas with nothing buffered (a
+ * no-op otherwise, and from inside a handler). The next feed rebuilds it. */
+void gw_stream_release(struct gw_stream *st);
+/* True when the stream holds no expat parser: the last feed ended between two stanzas, so the
+ * parser was released (it is rebuilt by the next feed). For tests and memory accounting. */
+bool gw_stream_idle(const struct gw_stream *st);
 /* Frees the parser. Safe from inside a handler (the free is deferred to the end of the feed). */
 void gw_stream_free(struct gw_stream *st);
 

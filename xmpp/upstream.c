@@ -45,10 +45,15 @@ struct upstream_metrics {
     uint64_t *bytes[GW_TRANSPORT_COUNT + 1][2];
 };
 
+#define MAX_SOURCES 64
+
 struct shared {
     mbedtls_ssl_config conf;
     mbedtls_x509_crt ca;
     struct upstream_metrics m;
+    struct sockaddr_storage src[MAX_SOURCES]; /* upstream_source, parsed once */
+    socklen_t src_len[MAX_SOURCES];
+    unsigned nsrc, next_src;
 };
 
 enum state {
@@ -120,6 +125,54 @@ static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flag
     return 0;
 }
 
+/* upstream_source: numeric addresses only, so that binding never resolves names. */
+static int parse_sources(struct shared *sh, const char *list)
+{
+    char item[64];
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        while (n > 0 && *p == ' ')
+            p++, n--;
+        if (n == 0 || n >= sizeof item || sh->nsrc == MAX_SOURCES)
+            return GW_EINVAL;
+        memcpy(item, p, n);
+        item[n] = '\0';
+        struct sockaddr_in *v4 = (struct sockaddr_in *)&sh->src[sh->nsrc];
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&sh->src[sh->nsrc];
+        if (inet_pton(AF_INET, item, &v4->sin_addr) == 1) {
+            v4->sin_family = AF_INET;
+            sh->src_len[sh->nsrc++] = sizeof *v4;
+        } else if (inet_pton(AF_INET6, item, &v6->sin6_addr) == 1) {
+            v6->sin6_family = AF_INET6;
+            sh->src_len[sh->nsrc++] = sizeof *v6;
+        } else {
+            return GW_EINVAL;
+        }
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+/* Binds to the next configured source address of the socket's family. The port is left to
+ * connect() (IP_BIND_ADDRESS_NO_PORT), so one source address serves ~28k connections per
+ * server address and port instead of ~28k in all. */
+static void bind_source(struct gw_upstream *up, int family)
+{
+    struct shared *sh = up->core->upstream_shared;
+    for (unsigned i = 0; i < sh->nsrc; i++) {
+        unsigned k = sh->next_src++ % sh->nsrc;
+        if (sh->src[k].ss_family != family)
+            continue;
+        int one = 1;
+        setsockopt(up->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(up->fd, (struct sockaddr *)&sh->src[k], sh->src_len[k]) != 0)
+            GW_WARN("upstream.bind_failed", "err=\"%s\"", strerror(errno));
+        return;
+    }
+}
+
 int gw_upstream_global_init(struct gw_core *core, char *err, size_t errlen)
 {
     const struct gw_config *cfg = core->cfg;
@@ -161,6 +214,11 @@ int gw_upstream_global_init(struct gw_core *core, char *err, size_t errlen)
                                  MBEDTLS_SSL_MINOR_VERSION_3);
     mbedtls_ssl_conf_renegotiation(&sh->conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
     mbedtls_ssl_conf_verify(&sh->conf, verify_cb, (void *)cfg);
+    if (parse_sources(sh, cfg->upstream_source) != 0) {
+        snprintf(err, errlen, "upstream_source: expected comma-separated IP addresses (at most %d)",
+                 MAX_SOURCES);
+        return GW_ECONFIG;
+    }
     if (cfg->upstream_tls != GW_TLS_OFF && cfg->upstream_verify_cert) {
         int rc = mbedtls_x509_crt_parse_file(&sh->ca, cfg->upstream_ca_file);
         if (rc < 0) {
@@ -717,6 +775,7 @@ static void start_connect(struct gw_upstream *up, const struct sockaddr *sa, soc
     int one = 1;
     setsockopt(up->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(up->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    bind_source(up, sa->sa_family);
     uv_poll_init(up->core->loop, &up->poll, up->fd);
     up->poll.data = up;
     up->poll_started = true;

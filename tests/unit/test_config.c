@@ -95,6 +95,8 @@ int main(void)
         {"limit_xml_depth = 12abc\n", ":1: key 'limit_xml_depth': expected a whole number"},
         {"upstream_verify_cert = maybe\n", ":1: key 'upstream_verify_cert': expected yes or no"},
         {"redis = http://x\n", ":1: key 'redis': expected redis://"},
+        {"upstream_source = 127.0.0.2,nope\n", ":1: key 'upstream_source': expected comma-separ"},
+        {"upstream_source = 127.0.0.2,\n", ":1: key 'upstream_source': expected comma-separ"},
         {"\n\nlog_level = loud\n", ":3: key 'log_level'"},
         {"log_level\n", ":1: expected 'key = value'"},
         {"log_level = info\nlog_level = warn\n", ":2: key 'log_level': set twice"},

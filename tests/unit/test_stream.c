@@ -193,6 +193,86 @@ int main(void)
     CHECK(rc == GW_ECLOSED && l.stanzas == 1, "expected one stanza then closed, got %d/%d", rc,
           l.stanzas);
 
+    /* Idle streams release their parser between stanzas and rebuild it on the next feed: the
+     * events are those of the same stream fed in one piece, namespaces declared on the root
+     * (escaped characters included) still apply, the close still matches the root, and the
+     * stanza limit still counts from the stanza's first byte. */
+    {
+        const char *root = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+                           "xmlns:stream='http://etherx.jabber.org/streams' "
+                           "xmlns:x='urn:a&amp;b&apos;c&lt;' version='1.0'>";
+        const char *pieces[] = {root,
+                                "<x:y/>",
+                                "<message to='a@b'><body>1</body>",
+                                "</message>",
+                                " \n ",
+                                "<presence/>",
+                                "<x:z>t</x:z>",
+                                "</stream:stream>"};
+        const bool idle_after[] = {true, true, false, true, true, true, true, false};
+        char whole[1024] = "";
+        for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++)
+            strcat(whole, pieces[i]);
+        run(&one, whole, 1 << 20);
+        memset(&l, 0, sizeof l);
+        l.st = gw_stream_new(&limits, &handlers, &l);
+        for (size_t i = 0; i < sizeof pieces / sizeof pieces[0]; i++) {
+            rc = gw_stream_feed(l.st, pieces[i], strlen(pieces[i]));
+            CHECK(rc == 0, "piece %zu: expected 0 got %d", i, rc);
+            CHECK(gw_stream_idle(l.st) == idle_after[i], "piece %zu: expected idle=%d", i,
+                  idle_after[i]);
+        }
+        CHECK(strcmp(l.text, one.text) == 0 && strstr(l.text, "urn:a&amp;b&apos;c&lt;"),
+              "fed in pieces: expected %s got %s", one.text, l.text);
+        gw_stream_free(l.st);
+
+        /* The limit after a rebuild. */
+        memset(&l, 0, sizeof l);
+        l.st = gw_stream_new(&limits, &handlers, &l);
+        gw_stream_feed(l.st, root, strlen(root));
+        gw_stream_feed(l.st, "<a/>", 4);
+        CHECK(gw_stream_idle(l.st), "expected a released parser after <a/>");
+        static char chunk[1000];
+        memset(chunk, 'x', sizeof chunk);
+        gw_stream_feed(l.st, "<message><body>", 15);
+        rc = 0;
+        for (int i = 0; i < 12 && rc == 0; i++)
+            rc = gw_stream_feed(l.st, chunk, sizeof chunk);
+        CHECK(rc == GW_ELIMIT && strstr(l.text, "E(policy-violation)"),
+              "expected policy-violation after a rebuild, got %d %s", rc, l.text);
+        gw_stream_free(l.st);
+
+        /* gw_stream_keep_parser: nothing is released until gw_stream_release(). */
+        memset(&l, 0, sizeof l);
+        l.st = gw_stream_new(&limits, &handlers, &l);
+        gw_stream_keep_parser(l.st, true);
+        gw_stream_feed(l.st, root, strlen(root));
+        gw_stream_feed(l.st, "<a/>", 4);
+        CHECK(!gw_stream_idle(l.st), "expected the parser kept with keep_parser");
+        gw_stream_feed(l.st, "<b>", 3);
+        gw_stream_release(l.st);
+        CHECK(!gw_stream_idle(l.st), "expected no release inside a stanza");
+        gw_stream_feed(l.st, "</b>", 4);
+        gw_stream_release(l.st);
+        CHECK(gw_stream_idle(l.st), "expected a release between stanzas");
+        gw_stream_feed(l.st, "<c/>", 4);
+        CHECK(strcmp(l.text, "O(stream)S(<a/>)S(<b/>)S(<c/>)") == 0, "expected a b c, got %s",
+              l.text);
+        gw_stream_free(l.st);
+
+        /* A reset while released starts a fresh stream. */
+        memset(&l, 0, sizeof l);
+        l.st = gw_stream_new(&limits, &handlers, &l);
+        gw_stream_feed(l.st, root, strlen(root));
+        gw_stream_feed(l.st, "<a/>", 4);
+        gw_stream_reset(l.st);
+        const char *again = HEADER "<b/>";
+        rc = gw_stream_feed(l.st, again, strlen(again));
+        CHECK(rc == 0 && strcmp(l.text, "O(stream)S(<a/>)O(stream)S(<b/>)") == 0,
+              "expected a fresh stream after a reset while released, got %d %s", rc, l.text);
+        gw_stream_free(l.st);
+    }
+
     /* Documents (WebSocket frames, BOSH bodies). */
     struct {
         const char *in;

@@ -1,0 +1,50 @@
+// The benchmark in its small configuration (bench/run --quick: a few hundred sessions, a few
+// seconds per setup), to prove that the driver and the run script still work end to end against
+// the real Prosody, Redis and mxgw. It asserts what the run did (every setup ran, every session
+// logged in, every message sent was delivered, each budget was evaluated, mxgw exited cleanly),
+// never a timing or a budget's verdict: figures belong to docs/performance.md.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { REPO_ROOT, MXGW_BIN } from "./lib/env.mjs";
+
+test("bench/run --quick runs every setup end to end and prints figures and budgets", { timeout: 600000 },
+  async () => {
+    const driver = process.env.MXGW_BENCH_BIN ||
+      path.join(path.dirname(MXGW_BIN), "bench", "mxgw-bench");
+    assert.ok(fs.existsSync(driver), `driver not built at ${driver}`);
+    const jsonFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "mxgw-bench-it-")), "r.json");
+    const out = await new Promise((resolve, reject) => {
+      const p = spawn(path.join(REPO_ROOT, "bench", "run"), ["--quick", "--json", jsonFile], {
+        env: { ...process.env, MXGW_BIN, MXGW_BENCH_BIN: driver },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let text = "";
+      p.stdout.on("data", (d) => (text += d));
+      p.stderr.on("data", (d) => (text += d));
+      p.on("error", reject);
+      p.on("exit", (code) => (code === 0 ? resolve(text) : reject(new Error(`bench/run exited ${code}:\n${text}`))));
+    });
+    console.log(out.split("\n").filter((l) => l.startsWith("|") || l.startsWith("budget:")).join("\n"));
+    assert.match(out, /### Figures/);
+    assert.match(out, /mxgw BOSH: (not available in this build|measured)/);
+    const { results, budgets } = JSON.parse(fs.readFileSync(jsonFile, "utf8"));
+    for (const name of ["prosody-ws", "prosody-bosh", "mxgw-xmpp", "mxgw-json"]) {
+      const r = results[name];
+      assert.ok(r, `setup ${name} produced a result`);
+      assert.equal(r.ready, r.sessions, `${name}: every session logged in`);
+      assert.equal(r.lost_after_login, 0, `${name}: no session lost`);
+      assert.ok(r.sat.msgs_per_s > 0, `${name}: messages flowed at saturation`);
+      assert.ok(r.flow.sent > 0, `${name}: messages were sent at the fixed rate`);
+      assert.equal(r.flow.delivered, r.flow.sent, `${name}: every message sent was delivered`);
+      assert.equal(r.flow.dropped, 0, `${name}: the driver dropped nothing`);
+      assert.equal(r.flow.bad, 0, `${name}: every delivered body was readable`);
+    }
+    assert.equal(budgets.length, 7, "every budget is evaluated");
+    for (const b of budgets) assert.match(b.verdict, /^(PASS|MISS|n\/a)$/, b.what);
+    fs.rmSync(path.dirname(jsonFile), { recursive: true, force: true });
+  });
