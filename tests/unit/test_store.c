@@ -3,6 +3,7 @@
  * loop keeps running), a killed one (commands fail at once), and a restart (reconnect and
  * re-subscribe). */
 #include "tests/unit/check.h"
+#include "tests/unit/store_util.h"
 #include "gateway/err.h"
 #include "gateway/store.h"
 
@@ -14,73 +15,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static uv_loop_t loop;
-
-struct result {
-    bool done;
-    int err;
-    long long integer;
-    size_t n;
-    char items[16][64];
-};
-
-static void on_result(void *arg, int err, const struct gw_store_reply *r)
-{
-    struct result *res = arg;
-    res->done = true;
-    res->err = err;
-    res->integer = r ? r->integer : 0;
-    res->n = r ? r->n : 0;
-    for (size_t i = 0; r && i < r->n && i < 16; i++)
-        snprintf(res->items[i], 64, "%.*s", (int)r->items[i].len, r->items[i].ptr);
-}
-
-static void tick(uv_timer_t *t)
-{
-    (*(int *)t->data)++;
-}
-
-/* Runs the loop until res is done or ms pass; returns the ticks a 10 ms timer saw meanwhile. */
-static int wait_for(struct result *res, uint64_t ms)
-{
-    int ticks = 0;
-    uv_timer_t t, guard;
-    uv_timer_init(&loop, &t);
-    uv_timer_init(&loop, &guard);
-    t.data = &ticks;
-    uv_timer_start(&t, tick, 10, 10);
-    uv_update_time(&loop);
-    uint64_t until = uv_now(&loop) + ms;
-    uv_timer_start(&guard, tick, ms, 0);
-    guard.data = &ticks;
-    while (!res->done && uv_now(&loop) < until)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_close((uv_handle_t *)&guard, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    return ticks;
-}
-
-static void sleep_loop(uint64_t ms)
-{
-    struct result never = {0};
-    wait_for(&never, ms);
-}
-
 static bool has(const struct result *r, const char *item)
 {
-    for (size_t i = 0; i < r->n && i < 16; i++)
+    for (size_t i = 0; i < r->n && i < RESULT_ITEMS; i++)
         if (strcmp(r->items[i], item) == 0)
             return true;
     return false;
 }
-
-#define RUN(call)                                                                                  \
-    do {                                                                                           \
-        memset(&res, 0, sizeof res);                                                               \
-        call;                                                                                      \
-        wait_for(&res, 3000);                                                                      \
-    } while (0)
 
 struct msgs {
     int count;
@@ -243,38 +184,18 @@ static void operations(struct gw_store *st, const char *name)
     gw_store_unsubscribe(st, "t:chan");
 }
 
-static pid_t start_redis(int port)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
-        char p[16];
-        snprintf(p, sizeof p, "%d", port);
-        execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", "/tmp", "--loglevel", "warning", (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
 static void closed_cb(void *arg)
 {
     *(bool *)arg = true;
 }
 
-static void close_store(struct gw_store *st)
+/* Closes st and checks that the close callback came. */
+static void close_checked(struct gw_store *st)
 {
     bool closed = false;
     gw_store_close(st, closed_cb, &closed);
     uv_run(&loop, UV_RUN_DEFAULT);
     CHECK(closed, "expected the close callback");
-}
-
-static bool wait_available(struct gw_store *st, uint64_t ms)
-{
-    for (uint64_t waited = 0; waited < ms && !gw_store_available(st); waited += 50)
-        sleep_loop(50);
-    return gw_store_available(st);
 }
 
 int main(void)
@@ -288,14 +209,14 @@ int main(void)
     CHECK(gw_store_open(&loop, NULL, 500, &st) == 0, "expected the memory store");
     CHECK(strcmp(gw_store_backend(st), "memory") == 0, "expected backend memory");
     operations(st, "memory");
-    close_store(st);
+    close_checked(st);
 
-    int port = 20000 + (int)(getpid() % 20000);
-    pid_t redis = start_redis(port);
+    int port;
     char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d/3", port);
-    CHECK(gw_store_open(&loop, url, 300, &st) == 0, "expected the redis store");
-    CHECK(wait_available(st, 5000), "expected redis-server to come up");
+    pid_t redis = start_own_redis(3, 300, &st, &port, url, sizeof url);
+    CHECK(redis > 0, "expected a redis-server of our own to come up");
+    if (redis <= 0)
+        return CHECK_DONE();
     operations(st, "redis");
 
     /* A stopped server: the command times out within its deadline, the loop keeps ticking. */
@@ -334,7 +255,7 @@ int main(void)
     CHECK(res.err == 0 && m.count == 1 && strcmp(m.last, "back") == 0,
           "restarted: expected the subscription restored, got %d msgs", m.count);
 
-    close_store(st);
+    close_checked(st);
     kill(redis, SIGTERM);
     waitpid(redis, NULL, 0);
     CHECK(uv_loop_close(&loop) == 0, "expected every handle closed");

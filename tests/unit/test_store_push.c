@@ -2,6 +2,7 @@
  * gateway/store.h): one table of steps run against the in-process store and a real
  * redis-server, then two Redis connections claiming from one queue (no member claimed twice). */
 #include "tests/unit/check.h"
+#include "tests/unit/store_util.h"
 #include "gateway/err.h"
 #include "gateway/store.h"
 
@@ -13,56 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static uv_loop_t loop;
-
-struct result {
-    bool done;
-    int err;
-    long long integer;
-    size_t n;
-    char items[32][64];
-};
-
-static void on_result(void *arg, int err, const struct gw_store_reply *r)
-{
-    struct result *res = arg;
-    res->done = true;
-    res->err = err;
-    res->integer = r ? r->integer : 0;
-    res->n = r ? r->n : 0;
-    for (size_t i = 0; r && i < r->n && i < 32; i++)
-        snprintf(res->items[i], 64, "%.*s", (int)r->items[i].len, r->items[i].ptr);
-}
-
-static void tick(uv_timer_t *t)
-{
-    (void)t; /* wakes uv_run(UV_RUN_ONCE) so the deadline is checked */
-}
-
-/* Runs the loop until res is done or ms pass. */
-static void wait_for(struct result *res, uint64_t ms)
-{
-    uv_timer_t t;
-    uv_timer_init(&loop, &t);
-    uv_timer_start(&t, tick, 5, 5);
-    uv_update_time(&loop);
-    uint64_t until = uv_now(&loop) + ms;
-    while (!res->done && uv_now(&loop) < until)
-        uv_run(&loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&loop, UV_RUN_NOWAIT);
-}
-
-static void sleep_loop(uint64_t ms)
-{
-    struct result never = {0};
-    wait_for(&never, ms);
-}
-
 /* The value of field in a reply of field, value pairs, or NULL. */
 static const char *field(const struct result *r, const char *name)
 {
-    for (size_t i = 0; i + 1 < r->n && i + 1 < 32; i += 2)
+    for (size_t i = 0; i + 1 < r->n && i + 1 < RESULT_ITEMS; i += 2)
         if (strcmp(r->items[i], name) == 0)
             return r->items[i + 1];
     return NULL;
@@ -71,9 +26,9 @@ static const char *field(const struct result *r, const char *name)
 /* The members of a reply joined with spaces. */
 static const char *joined(const struct result *r)
 {
-    static char buf[32 * 65];
+    static char buf[RESULT_ITEMS * 65];
     buf[0] = '\0';
-    for (size_t i = 0; i < r->n && i < 32; i++) {
+    for (size_t i = 0; i < r->n && i < RESULT_ITEMS; i++) {
         if (i)
             strcat(buf, " ");
         strcat(buf, r->items[i]);
@@ -143,13 +98,6 @@ static const struct step steps[] = {
     /* a sorted-set op on a hash is refused */
     {S_ZADD, "h", "x", 1, 0, GW_ZADD_SET, 0, GW_EINVAL, 0, NULL},
 };
-
-#define RUN(call)                                                                                  \
-    do {                                                                                           \
-        memset(&res, 0, sizeof res);                                                               \
-        call;                                                                                      \
-        wait_for(&res, 3000);                                                                      \
-    } while (0)
 
 static void run_step(struct gw_store *st, const char *name, size_t i, const struct step *s)
 {
@@ -295,26 +243,6 @@ static void two_claimers(const char *url)
     uv_run(&loop, UV_RUN_DEFAULT);
 }
 
-static pid_t start_redis(int port)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        char p[16];
-        snprintf(p, sizeof p, "%d", port);
-        execlp("redis-server", "redis-server", "--port", p, "--bind", "127.0.0.1", "--save", "",
-               "--appendonly", "no", "--dir", "/tmp", "--loglevel", "warning", (char *)NULL);
-        _exit(127);
-    }
-    return pid;
-}
-
-static void close_store(struct gw_store *st)
-{
-    gw_store_close(st, NULL, NULL);
-    uv_run(&loop, UV_RUN_DEFAULT);
-}
-
 int main(void)
 {
     uv_loop_init(&loop);
@@ -323,24 +251,10 @@ int main(void)
     operations(st, "memory");
     close_store(st);
 
-    /* A port from the pid; the next ones if another process holds it (a shared machine). */
-    int port = 20000 + (int)((getpid() + 7919) % 20000);
-    pid_t redis = -1;
+    int port;
     char url[64];
-    for (int attempt = 0; attempt < 5; attempt++, port++) {
-        redis = start_redis(port);
-        snprintf(url, sizeof url, "redis://127.0.0.1:%d/4", port);
-        gw_store_open(&loop, url, 1000, &st);
-        for (int i = 0; i < 60 && !gw_store_available(st); i++)
-            sleep_loop(50);
-        if (gw_store_available(st))
-            break;
-        close_store(st);
-        kill(redis, SIGKILL);
-        waitpid(redis, NULL, 0);
-        redis = -1;
-    }
-    CHECK(redis > 0 && gw_store_available(st), "expected redis-server to come up");
+    pid_t redis = start_own_redis(4, 1000, &st, &port, url, sizeof url);
+    CHECK(redis > 0, "expected a redis-server of our own to come up");
     if (redis <= 0)
         return CHECK_DONE();
     operations(st, "redis");
