@@ -217,8 +217,9 @@ static void op_login(struct gw_jconn *c, struct gw_json *obj)
         send_error(c, "bad-request", "already logged in", NULL, false, -1);
         return;
     }
-    if (!jid || !pw || pw->type != GW_JSON_STRING) {
-        send_error(c, "bad-request", "login needs \"jid\" and \"password\"", NULL, false, -1);
+    if (!jid || !pw || pw->type != GW_JSON_STRING || pw->slen == 0) {
+        send_error(c, "bad-request", "login needs \"jid\" and a non-empty \"password\"", NULL,
+                   false, -1);
         return;
     }
     struct gw_jid parsed;

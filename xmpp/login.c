@@ -109,9 +109,11 @@ static void start_sasl(struct gw_login *lg, const struct gw_xml *features)
     for (size_t i = 0; i < n; i++)
         free(owned[i]);
     if (rc != 0) {
-        /* A secret whose mechanism is gone is as good as a changed password. */
-        finish(lg, GW_EAUTH, lg->from_secret ? "not-authorized" : "invalid-mechanism", NULL, false,
-               0);
+        /* A secret whose mechanism is gone is as good as a changed password; a name or password
+         * SASL cannot carry (control characters) could never log in. */
+        finish(lg, GW_EAUTH,
+               lg->from_secret || rc == GW_EINVAL ? "not-authorized" : "invalid-mechanism", NULL,
+               false, 0);
         return;
     }
     char *b64 = NULL;

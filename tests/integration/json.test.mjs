@@ -189,6 +189,19 @@ test("a wrong password ends the login with not-authorized", { timeout: 30000 },
     assert.equal(await c.closed, 1000);
   }));
 
+test("an empty password is refused before the server is asked; one SASL cannot carry is not-authorized",
+  { timeout: 30000 }, guarded(() => env, async () => {
+    const c = await JsonClient.connect(gw.wsUrl);
+    c.send({ op: "login", jid: "alice@localhost", password: "" });
+    const e = await c.next((o) => o.op === "error", "the empty-password error");
+    assert.equal(e.cond, "bad-request");
+    assert.ok(!e.fatal, "the client may try again on the same connection");
+    c.send({ op: "login", jid: "alice@localhost", password: "tab\there" });
+    const e2 = await c.next((o) => o.op === "error", "the control-character error");
+    assert.equal(e2.cond, "not-authorized", JSON.stringify(e2));
+    assert.equal(e2.fatal, true);
+    assert.equal(await c.closed, 1000);
+  }));
 
 test("permessage-deflate only when the config allows it and the client offers it", { timeout: 30000 },
   guarded(() => env, async () => {
