@@ -3,9 +3,10 @@
  * A token's secret never reaches the store. Two values are derived from it with HKDF-SHA256
  * (RFC 5869), salted with the session id and separated by their info strings: a verifier that
  * the store keeps to recognise the token, and an AES-256-GCM key that seals what a node needs
- * to log the user in again (the SCRAM keys). A dump of the store therefore gives neither a
- * usable token nor a credential; the client's token unlocks both, and a new token (new secret,
- * new key, the secret re-sealed) is issued at every resume. */
+ * to log the user in again (the SCRAM keys, and the password unless json_reauth_password is
+ * off). A dump of the store therefore gives neither a usable token nor a credential; the
+ * client's token unlocks both, and a new token (new secret, new key, the secret re-sealed) is
+ * issued at every resume. */
 #include "gateway/token.h"
 
 #include "gateway/err.h"
