@@ -4,7 +4,8 @@
 // another origin than mxgw's, so the BOSH run goes through mxgw's CORS (the gateway names the
 // page's origin in http_cors_origins); a second run uses mxgw's RFC 7395 WebSocket. In each,
 // converse.js logs alice in, shows a message bob sends from Prosody directly (@xmpp/client over
-// TCP), and sends the reply that bob receives; then alice logs out and mxgw's session ends.
+// TCP), and sends the reply that bob receives; over BOSH the page is then reloaded and
+// converse.js carries on in the same BOSH session; then alice logs out and mxgw's session ends.
 // A screenshot of each run is kept under build-asan/artifacts/.
 //
 // alice and bob are contacts (roster and subscriptions set up over TCP before the page loads):
@@ -192,6 +193,8 @@ async function chatRoundTrip(transport, shot) {
     }), { timeoutMs: 30000, what: `converse.js to log in over ${transport}` });
     assert.match(jid, /^alice@localhost\/converse\.js-/);
     await p.locator("a.open-chat", { hasText: "Bob" }).first().waitFor({ timeout: 20000 });
+    // From here on converse.js handles incoming messages.
+    await p.evaluate(() => window.mxgwConverse.api.waitUntil("presencesInitialized"));
     if (transport === "bosh") {
       assert.ok(boshResponses.length > 0, "converse.js talked to the BOSH URL");
       assert.deepEqual(sockets, [], "no WebSocket in the BOSH run");
@@ -233,6 +236,26 @@ async function chatRoundTrip(transport, shot) {
     assert.equal(got.attrs.from, jid, "the reply comes from converse.js's session");
     await p.locator(".chat-msg__text", { hasText: reply }).waitFor({ timeout: 20000 });
 
+    if (transport === "bosh") {
+      // converse.js keeps a BOSH session across page loads (keepalive): Strophe.js stores sid
+      // and rid, and attaches to the same session after the reload. mxgw sees no new session.
+      const opens = () => (gw.log().match(/event=session\.open /g) || []).length;
+      const before = TARGET_PROSODY ? 0 : opens();
+      await p.reload();
+      const again = await waitUntil(() => p.evaluate(() => {
+        const c = window.mxgwConverse;
+        return c?.api?.connection?.connected?.() ? c.session.get("jid") : null;
+      }), { timeoutMs: 30000, what: "converse.js to restore its BOSH session after a reload" });
+      assert.equal(again, jid, "the same session, the same resource");
+      if (!TARGET_PROSODY) assert.equal(opens(), before, "no new session at mxgw");
+      await p.evaluate(() => window.mxgwConverse.api.waitUntil("presencesInitialized"));
+      const later = `bob again, after the reload ${crypto.randomBytes(3).toString("hex")}`;
+      await bob.send(xml("message", { to: `alice@${DOMAIN}`, type: "chat",
+        id: crypto.randomUUID() }, xml("body", {}, later)));
+      await p.locator("a.open-chat", { hasText: "Bob" }).first().click();
+      await p.locator(".chat-msg__text", { hasText: later }).waitFor({ timeout: 20000 });
+    }
+
     const file = path.join(ARTIFACTS, shot);
     await p.screenshot({ path: file });
     console.log(`screenshot: ${file}`);
@@ -255,7 +278,7 @@ async function chatRoundTrip(transport, shot) {
 }
 
 test(`converse.js in Chromium over BOSH through mxgw (CORS): logs in, shows bob's message, ` +
-  `bob gets the reply`, { timeout: 120000 },
+  `bob gets the reply, the session survives a page reload`, { timeout: 120000 },
 guarded(() => env, () => chatRoundTrip("bosh", "converse-bosh.png")));
 
 test("converse.js in Chromium over RFC 7395 WebSocket through mxgw: the same", { timeout: 120000 },
