@@ -70,6 +70,7 @@ static void up_stanza(void *arg, struct gw_xml *el)
     }
     if (s->sess)
         gw_relay_watch_bind(s->sess, el);
+    gw_relay_strip_channel_binding(el);
     struct gw_buf out;
     gw_buf_init(&out, 0);
     int rc = gw_xml_serialize(&out, el, NULL);

@@ -28,6 +28,7 @@ enum answer_mode {
     ANSWER_DATA,        /* queued payloads, kept for replay */
     ANSWER_QUIET,       /* no payloads, not kept (the answer to a pause request) */
     ANSWER_RECOVERABLE, /* type='error': the client resends (an out-of-order request expired) */
+    ANSWER_GONE,        /* no payloads, kept: its connection closed, nothing can be sent */
 };
 
 uint64_t bosh_now_ms(const struct gw_bosh *b)
@@ -166,7 +167,7 @@ static void answer_slot(struct bsess *s, struct gw_bosh_slot *slot, enum answer_
             else if (highest != slot->rid)
                 gw_bosh_attr_u64(&attrs, "ack", highest);
         }
-        if (s->report_rid) {
+        if (s->report_rid && mode != ANSWER_GONE) {
             gw_bosh_attr_u64(&attrs, "report", s->report_rid);
             gw_bosh_attr_u64(&attrs, "time", s->report_age);
             s->report_rid = 0;
@@ -193,9 +194,9 @@ static void answer_slot(struct bsess *s, struct gw_bosh_slot *slot, enum answer_
         }
         gw_bosh_window_remove(&s->win, slot);
     } else
-        gw_bosh_window_answered(&s->win, slot, out.data, out.len, mode == ANSWER_DATA,
-                                bosh_now_ms(b));
-    if (mode != ANSWER_RECOVERABLE)
+        gw_bosh_window_answered(&s->win, slot, out.data, out.len,
+                                mode == ANSWER_DATA || mode == ANSWER_GONE, bosh_now_ms(b));
+    if (mode != ANSWER_RECOVERABLE && mode != ANSWER_GONE)
         s->last_empty_answer = n == 0;
     gw_buf_free(&attrs);
     gw_buf_free(&out);
@@ -283,8 +284,22 @@ static void on_gone(void *arg, struct gw_http_req *req)
 {
     struct bsess *s = arg;
     struct gw_bosh_slot *slot = gw_bosh_window_find_req(&s->win, req);
-    if (slot)
-        slot->req = NULL;
+    if (!slot)
+        return;
+    slot->req = NULL;
+    if (slot->state != GW_BOSH_HELD || s->ended)
+        return;
+    /* §14.3: the client went away while we held its request (a page reload, a dropped
+     * connection). It is answered now, empty, so that it no longer counts as outstanding (a
+     * client that comes back at once is not overactive, §11) and what the server sends next
+     * waits for a request that can carry it; the empty answer is kept in case the client
+     * resends this rid. */
+    s->busy++;
+    answer_slot(s, slot, ANSWER_GONE);
+    bosh_pump(s);
+    s->busy--;
+    if (s->freeing && s->busy == 0)
+        bosh_session_release(s);
 }
 
 static const struct gw_http_defer_ops defer_ops = {on_expired, on_gone};

@@ -11,7 +11,12 @@
  * when MHD reports the request complete. Its life: headers (route, method and size checks) →
  * body (copied under the route's cap) → handler → answered now, or deferred: the connection is
  * suspended after the handler returns and resumed when the owner answers or the deadline timer
- * fires; MHD then calls the access handler once more, which queues the prepared answer. */
+ * fires; MHD then calls the access handler once more, which queues the prepared answer.
+ *
+ * MHD does not watch a suspended connection, so it would not see a client that went away while
+ * its request was held (a page reload, a dropped network): we watch the socket for the hang-up
+ * ourselves (one uv_poll_t, UV_DISCONNECT only, while suspended), tell the owner that the
+ * request is gone, and resume the connection only to close it. */
 #include "web/http.h"
 
 #include "gateway/err.h"
@@ -91,6 +96,8 @@ struct gw_http_req {
     void *ops_arg;
     uv_timer_t timer;
     bool timer_init;
+    uv_poll_t *hangup; /* while suspended: watches for the client hanging up */
+    bool abandoned;    /* the client hung up: close without an answer */
 };
 
 struct gw_http {
@@ -354,6 +361,59 @@ static void stop_timer(struct gw_http_req *req)
         uv_timer_stop(&req->timer);
 }
 
+static void on_hangup_closed(uv_handle_t *hd)
+{
+    free(hd);
+}
+
+static void stop_hangup_watch(struct gw_http_req *req)
+{
+    if (!req->hangup)
+        return;
+    uv_poll_stop(req->hangup);
+    uv_close((uv_handle_t *)req->hangup, on_hangup_closed);
+    req->hangup = NULL;
+}
+
+/* The client closed the connection of a suspended request: the owner drops it, and MHD gets
+ * the connection back to close it (on_access refuses an abandoned request). */
+static void on_hangup(uv_poll_t *p, int status, int events)
+{
+    struct gw_http_req *req = p->data;
+    if (status == 0 && !(events & UV_DISCONNECT))
+        return;
+    stop_hangup_watch(req);
+    if (req->answered || !req->suspended)
+        return;
+    GW_DEBUG("http.hangup", "ip=%s route=%s", req->ip, req->route ? req->route->r.name : "-");
+    const struct gw_http_defer_ops *ops = req->ops;
+    req->ops = NULL;
+    req->abandoned = true;
+    stop_timer(req);
+    if (ops && ops->gone)
+        ops->gone(req->ops_arg, req);
+    req->suspended = false;
+    MHD_resume_connection(req->conn);
+    kick(req->h);
+}
+
+static void start_hangup_watch(struct gw_http_req *req)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci || ci->connect_fd == MHD_INVALID_SOCKET)
+        return;
+    uv_poll_t *p = gw_malloc(sizeof *p);
+    if (uv_poll_init_socket(req->h->core->loop, p, ci->connect_fd) != 0) {
+        free(p);
+        return;
+    }
+    p->data = req;
+    req->hangup = p;
+    if (uv_poll_start(p, UV_DISCONNECT, on_hangup) != 0)
+        stop_hangup_watch(req);
+}
+
 void gw_http_respond(struct gw_http_req *req, unsigned status, const char *content_type,
                      const void *body, size_t len)
 {
@@ -369,6 +429,7 @@ void gw_http_respond(struct gw_http_req *req, unsigned status, const char *conte
     }
     req->resp_len = len;
     stop_timer(req);
+    stop_hangup_watch(req);
     if (req->suspended) {
         req->suspended = false;
         MHD_resume_connection(req->conn);
@@ -467,6 +528,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     if (!req)
         return;
+    stop_hangup_watch(req);
     if (req->deferred && !req->answered && req->ops && req->ops->gone)
         req->ops->gone(req->ops_arg, req);
     if (req->answered)
@@ -678,11 +740,14 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     }
     if (req->queued)
         return MHD_YES;
+    if (req->abandoned)
+        return MHD_NO; /* nobody to answer: MHD closes the connection */
     if (req->answered)
         return queue_answer(req);
     /* Deferred: nothing to say yet. MHD calls us again once the owner resumes us. */
     req->suspended = true;
     MHD_suspend_connection(conn);
+    start_hangup_watch(req);
     return MHD_YES;
 }
 

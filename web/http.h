@@ -123,8 +123,9 @@ void gw_http_respond_text(struct gw_http_req *req, unsigned status, const char *
 /* What a deferred request tells its owner.
  * expired: timeout_ms passed without an answer; the owner should answer now (if it does not,
  *   the layer answers 503 when expired() returns).
- * gone: the request is ending without an answer from the owner (the server is stopping); the
- *   owner must drop its pointer: req is invalid once gone() returns. */
+ * gone: the request is ending without an answer from the owner (the server is stopping, or
+ *   the client closed the connection while the request was held); the owner must drop its
+ *   pointer: req is invalid once gone() returns. */
 struct gw_http_defer_ops {
     void (*expired)(void *arg, struct gw_http_req *req);
     void (*gone)(void *arg, struct gw_http_req *req);

@@ -106,6 +106,7 @@ static void up_stanza(void *arg, struct gw_xml *el)
 {
     struct xws *x = arg;
     gw_relay_watch_bind(x->sess, el);
+    gw_relay_strip_channel_binding(el);
     int rc = send_element(x, el);
     gw_xml_free(el);
     if (rc == GW_ELIMIT) {
