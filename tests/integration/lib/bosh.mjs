@@ -5,22 +5,82 @@
 import net from "node:net";
 import crypto from "node:crypto";
 import assert from "node:assert/strict";
-import XMLHttpRequest from "xmlhttprequest-ssl";
 import { parse as parseXml } from "ltx";
 import { DOMAIN, NS, withTimeout, waitUntil } from "./env.mjs";
 
 // Strophe's BOSH transport uses the browser's XMLHttpRequest; its Node entry brings the DOM
-// (@xmldom/xmldom, as the global DOMParser) and ws itself. Strophe 5.0.0 reads only
-// responseXML (its responseText fallback parses and then drops the result), which the npm XHR
-// fills only when given a parser: the DOMParser, as in a browser.
-const strophe = await import("strophe.js");
-export const { Strophe, $msg, $pres, $iq } = strophe;
-class NodeXHR extends XMLHttpRequest {
+// (@xmldom/xmldom, as the global DOMParser) and ws itself. Node has fetch but no
+// XMLHttpRequest, and the npm polyfill (xmlhttprequest-ssl 4.0.0) throws an uncaught TypeError
+// when a request it aborted reports its socket's hang-up (its error handler reads the request
+// it has just set to null) — which Strophe's disconnect triggers at random. So the tests carry
+// the part of XMLHttpRequest that Strophe uses, over Node's own fetch, with a browser's
+// readyState sequence and abort(); Strophe 5.0.0 reads responseXML, parsed as a browser would.
+class NodeXHR {
   constructor() {
-    super({ xmlParser: (text) => new globalThis.DOMParser().parseFromString(text, "text/xml") });
+    this.readyState = 0;
+    this.status = 0;
+    this.responseText = "";
+    this.responseXML = null;
+    this.withCredentials = false;
+    this.onreadystatechange = null;
+    this.headers = {};
+    this.responseHeaders = "";
+  }
+
+  open(method, url) {
+    this.method = method;
+    this.url = url;
+    this.state(1);
+  }
+
+  setRequestHeader(name, value) {
+    this.headers[name] = value;
+  }
+
+  overrideMimeType() {}
+
+  getAllResponseHeaders() {
+    return this.responseHeaders;
+  }
+
+  state(s) {
+    this.readyState = s;
+    this.onreadystatechange?.();
+  }
+
+  send(body) {
+    this.sent = true;
+    this.ctl = new AbortController();
+    fetch(this.url, { method: this.method, headers: this.headers, body, signal: this.ctl.signal })
+      .then(async (res) => {
+        if (this.aborted) return;
+        this.status = res.status;
+        this.responseHeaders = [...res.headers].map(([k, v]) => `${k}: ${v}`).join("\r\n");
+        this.state(2);
+        const text = await res.text();
+        if (this.aborted) return;
+        this.responseText = text;
+        if (text) this.responseXML = new globalThis.DOMParser().parseFromString(text, "text/xml");
+        this.state(4);
+      })
+      .catch(() => {
+        if (this.aborted) return;
+        this.status = 0; // a network error, as a browser reports it
+        this.state(4);
+      });
+  }
+
+  abort() {
+    this.aborted = true;
+    this.ctl?.abort();
+    // As a browser: a request under way ends in DONE (one readystatechange), then UNSENT.
+    if (this.sent && this.readyState !== 4) this.state(4);
+    this.readyState = 0;
   }
 }
 globalThis.XMLHttpRequest = NodeXHR;
+const strophe = await import("strophe.js");
+export const { Strophe, $msg, $pres, $iq } = strophe;
 Strophe.setLogLevel?.(Strophe.LogLevel.FATAL);
 
 export const NS_HTTPBIND = "http://jabber.org/protocol/httpbind";
