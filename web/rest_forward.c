@@ -31,6 +31,7 @@
 #include "gateway/metrics.h"
 #include "gateway/rand.h"
 #include "gateway/store.h"
+#include "xmpp/jid.h"
 #include "xmpp/stream.h"
 
 #include <stdio.h>
@@ -468,11 +469,22 @@ void rest_forward_init(struct gw_rest *r)
         gw_node_bus_on(r->bus, "rest.send", on_send, r);
         gw_node_bus_on(r->bus, "rest.sent", on_sent, r);
     }
-    if (r->comp) {
-        const char *domain = gw_component_domain(r->comp);
+    /* A node with component_domain but no link of its own (component = off) forwards every
+     * send; the domain is normalised as the link does it. */
+    struct gw_jid j;
+    const char *domain = r->comp ? gw_component_domain(r->comp) : NULL;
+    bool parsed = !domain && r->core->cfg->component_domain[0] &&
+                  gw_jid_parse(r->core->cfg->component_domain, &j) == 0;
+    if (parsed && !j.local && !j.resource)
+        domain = j.domain;
+    if (domain) {
         size_t n = strlen("mxgw:component:") + strlen(domain) + 1;
         r->holder_key = gw_malloc(n);
         snprintf(r->holder_key, n, "mxgw:component:%s", domain);
+    }
+    if (parsed)
+        gw_jid_free(&j);
+    if (r->comp) {
         gw_component_watch(r->comp, on_link, r);
         if (gw_component_up(r->comp))
             on_link(r, true);

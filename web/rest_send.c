@@ -395,7 +395,7 @@ static bool prepare(struct rest_call *c, bool message_only)
         rest_problem(c, 403, "sender-not-allowed", "this API key may not send as that JID", 0);
         return false;
     }
-    if (!r->comp) {
+    if (!r->comp && !r->holder_key) {
         rest_problem(c, 503, "component-unavailable",
                      "no component link is configured (component_domain)", rest_retry_after_s(r));
         return false;
@@ -428,7 +428,7 @@ static bool is_request(const struct gw_xml *el)
 /* Here when this node holds the link, else through the node that does. */
 static void dispatch(struct rest_call *c)
 {
-    if (gw_component_up(c->r->comp))
+    if (c->r->comp && gw_component_up(c->r->comp))
         rest_send_local(c);
     else
         rest_forward_send(c);

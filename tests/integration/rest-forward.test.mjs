@@ -2,7 +2,8 @@
 // component; Prosody lets one hold the link, the other waits as a standby. A backend calling
 // the standby gets its message delivered, an iq's answer back and a room joined, all through
 // the node that holds the link (the holder advertises itself in the store); refusals made by
-// the holder come back unchanged. When the holder stops (SIGTERM), and later when the next
+// the holder come back unchanged; a node configured with the component's domain but no link of
+// its own (component = off) forwards every send. When the holder stops (SIGTERM), and later when the next
 // holder is killed (kill -9, its record left behind), a standby takes the link over on demand
 // and sends work again; while no node holds it, sends get 503 with Retry-After.
 
@@ -18,7 +19,7 @@ const MUC_NS = "http://jabber.org/protocol/muc";
 const SENDER = `orders@${COMPONENT.domain}`;
 const HOLDER_KEY = `mxgw:component:${COMPONENT.domain}`;
 
-let env, gw1, gw2, key, bob;
+let env, gw1, gw2, gw4, key, bob;
 
 before(async () => {
   env = await Env.start();
@@ -26,6 +27,7 @@ before(async () => {
   await waitForLog(gw1, /event=rest\.holder /, { timeoutMs: 30000 });
   gw2 = await env.startGateway(componentOptions(env));
   await waitForLog(gw2, /event=component\.standby/, { timeoutMs: 30000 });
+  gw4 = await env.startGateway({ component: "off", component_domain: COMPONENT.domain });
   key = createApiKey(gw1, { jids: [SENDER, `other@${COMPONENT.domain}`], ops: ["messages", "stanzas"] });
   bob = await env.login({ service: env.prosody.tcpService, username: "bob", password: USERS.bob });
   await bob.send(xml("presence"));
@@ -118,6 +120,15 @@ test("the standby forwards sends to the holder: messages, iq answers, rooms, ref
     // The standby's own checks still come first.
     const bad = await send(gw2, { to: "bob@localhost", b: "x", f: `intruder@${COMPONENT.domain}` });
     assert.equal(bad.status, 403, bad.text);
+
+    // A node with no link of its own forwards too.
+    assert.equal(await component(gw4), "off");
+    await delivered(gw4);
+    const ping = await restCall(gw4, "POST", "/api/v1/stanzas", {
+      key: key.token, body: { t: "iq", to: "localhost", type: "get", id: "p4", x: [{ n: "ping", ns: "urn:xmpp:ping" }] },
+    });
+    assert.equal(ping.status, 200, ping.text);
+    assert.equal(ping.json.type, "result");
 
     assert.ok(await metric(gw2, 'mxgw_rest_forwards_total{result="answered"}') >= 6);
     assert.ok(await metric(gw1, "mxgw_rest_forwards_served_total") >= 6);
