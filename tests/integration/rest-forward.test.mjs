@@ -138,6 +138,7 @@ test("the standby forwards sends to the holder: messages, iq answers, rooms, ref
 test("the holder stops: the standby takes the link over on demand and sends work again", { timeout: 120000 },
   guarded(() => env, async () => {
     await gw1.stop();
+    const t0 = Date.now();
     // Until the standby holds the link, sends get 503 with Retry-After; each such call also
     // tells its link to try now rather than at the end of its backoff.
     const seen = [];
@@ -152,7 +153,7 @@ test("the holder stops: the standby takes the link over on demand and sends work
       }
       return r.status === 202;
     }, { timeoutMs: 60000, what: "a send through the new holder" });
-    console.log(`# takeover: ${seen.length} calls until the standby held the link (${seen.join(",")})`);
+    console.log(`# takeover after SIGTERM: ${Date.now() - t0} ms, ${seen.length} calls until the standby held the link (${seen.join(",")})`);
     if (seen.length > 1) assert.match(gw2.log(), /event=component\.retry_soon/, "a 503 asks the link to try now");
     assert.equal(await component(gw2), "up");
     await waitUntil(async () => (await env.redis.hgetall(HOLDER_KEY)).node === gw2.nodeId,
@@ -173,6 +174,7 @@ test("a holder killed with its record left behind: the stale record is found out
     gw2.child.signal("SIGKILL");
     await gw2.child.exit;
     assert.equal((await env.redis.hgetall(HOLDER_KEY)).node, gw2.nodeId, "kill -9 leaves the record");
+    const t0 = Date.now();
     const seen = [];
     await waitUntil(async () => {
       const r = await send(gw3, { to: "bob@localhost", b: `probe ${seen.length}` });
@@ -180,7 +182,7 @@ test("a holder killed with its record left behind: the stale record is found out
       if (r.status !== 202) assert.equal(r.status, 503, r.text);
       return r.status === 202;
     }, { timeoutMs: 60000, what: "a send through gw3" });
-    console.log(`# after kill -9: ${seen.length} calls until gw3 held the link (${seen.join(",")})`);
+    console.log(`# takeover after kill -9: ${Date.now() - t0} ms, ${seen.length} calls until gw3 held the link (${seen.join(",")})`);
     assert.match(gw3.log(), new RegExp(`event=rest\\.holder_gone node=${gw2.nodeId}`));
     await waitUntil(async () => (await env.redis.hgetall(HOLDER_KEY)).node === gw3.nodeId,
       { timeoutMs: 10000, what: "gw3's holder record" });
