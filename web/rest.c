@@ -33,7 +33,7 @@
 
 static const char *const route_names[RR_COUNT] = {"messages", "stanzas", "sessions",
                                                   "session",  "push",    "other"};
-static const unsigned codes[] = {200, 202, 204, 400, 401, 403, 404, 405, 406,
+static const unsigned codes[] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 406,
                                  409, 413, 415, 429, 500, 501, 502, 503, 504};
 #define NCODES (sizeof codes / sizeof codes[0])
 
@@ -129,13 +129,17 @@ static void call_done(struct rest_call *c)
     rest_call_unref(c); /* the request's own reference */
 }
 
+static size_t code_index(unsigned status)
+{
+    for (size_t i = 0; i < NCODES; i++)
+        if (codes[i] == status)
+            return i;
+    return code_index(500); /* a status outside the documented set is our bug */
+}
+
 static uint64_t *request_counter(struct gw_rest *r, enum rest_route route, unsigned status)
 {
-    size_t i = 0;
-    while (i < NCODES && codes[i] != status)
-        i++;
-    if (i == NCODES)
-        i = 13; /* 500: a status outside the documented set is our bug */
+    size_t i = code_index(status);
     if (!r->m_requests[route][i]) {
         char labels[64];
         snprintf(labels, sizeof labels, "route=\"%s\",code=\"%u\"", route_names[route], codes[i]);

@@ -14,7 +14,7 @@ import { execFileSync } from "node:child_process";
 import path from "node:path";
 import {
   Env, USERS, DOMAIN, COMPONENT, guarded, xml, PushReceiver, verifyWebhook, webpushKeys,
-  createApiKey, restCall, waitUntil, waitForLog, delay,
+  createApiKey, restCall, httpRequest, parseMetrics, waitUntil, waitForLog, delay,
 } from "./lib/env.mjs";
 import { JsonClient } from "./lib/json-client.mjs";
 
@@ -82,6 +82,8 @@ test("a webhook registration made over REST pushes for the user's detached JSON 
     assert.equal(reg.expires - reg.created, TTL_S, "push_registration_ttl sets the expiry");
     assert.ok(reg.created >= before - 1 && reg.created <= Math.floor(Date.now() / 1000) + 1);
     assert.ok(!made.text.includes(token), "the token is never shown");
+    const metrics = parseMetrics((await httpRequest(gw, "GET", "/metrics")).text);
+    assert.ok(metrics['mxgw_rest_requests_total{route="push",code="201"}'] >= 1, "201 is counted as 201");
 
     const listed = await list("bob");
     assert.deepEqual(listed.map((x) => x.id), [reg.id]);
