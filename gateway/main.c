@@ -15,6 +15,7 @@
 #include "web/node_bus.h"
 #include "web/ops.h"
 #include "web/rest.h"
+#include "web/rest_push.h"
 #include "web/ws.h"
 #include "web/ws_json.h"
 #include "web/ws_xmpp.h"
@@ -202,6 +203,8 @@ static int start_rest(struct app *a)
     if (a->cfg.rest &&
         gw_rest_start(&a->core, a->http, a->core.component, a->core.bus, &a->rest) != 0)
         return GW_EIO;
+    if (a->rest && a->core.push)
+        gw_rest_push_attach(a->rest, &a->core);
     return 0;
 }
 

@@ -101,6 +101,16 @@ void push_reg_clear(struct reg *r);
 /* Deletes registration id of account everywhere (reg, acct member, queue, due). */
 void push_reg_delete(struct gw_push *p, const char *account, const char *id);
 
+/* ---- reg_list.c ---- */
+/* What an operator may see of a device: the endpoint's origin (scheme://host[:port]; "" for
+ * none or one the policy no longer takes) and the first 16 hex digits of SHA-256 of the
+ * endpoint (webpush, unifiedpush) or the token (webhook; "" without one). */
+void push_reg_describe(struct gw_push *p, enum provider prov, const char *endpoint,
+                       const char *token, char origin[300], char fingerprint[17]);
+/* Splits a stored room list (space separated; modified in place, may be NULL) into out.
+ * Returns the count. */
+size_t push_split_rooms(char *rooms, const char *out[GW_PUSH_ROOMS_MAX]);
+
 /* ---- queue.c ---- */
 /* Queues ev for registration r (which wants it): merges or schedules. t_us: when the event
  * arrived (wall clock). */

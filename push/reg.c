@@ -1,5 +1,6 @@
 /* Registrations: checking what a client sends, storing it per account under a random id with a
- * cap and an expiry, renewing the same device under its old id, and removing it. */
+ * cap and an expiry, renewing the same device under its old id, and removing it. Listing and
+ * removing all of an account's registrations, for operators, are in reg_list.c. */
 #include "push/push_impl.h"
 
 #include "gateway/err.h"
@@ -17,7 +18,7 @@
 #include <string.h>
 
 #define TOKEN_MAX 4096
-#define ROOMS_MAX 32
+#define ROOMS_MAX GW_PUSH_ROOMS_MAX
 
 /* ---- reading ---- */
 
@@ -162,19 +163,44 @@ struct reg_job {
     char *endpoint, *p256dh, *auth, *token, *rooms;
     bool with_sender, with_body;
     enum gw_push_groupchat groupchat;
+    bool keep_secret;
+    char *old_secret; /* the renewed registration's secret hash, when kept */
     char **ids;
     size_t n, next;
     char id[GW_PUSH_ID_LEN + 1];
     bool replaced;
     char secret[33];
-    int64_t expires;
+    int64_t created, expires;
 };
 
 static void reg_done(struct reg_job *j, int err, const char *why)
 {
     struct gw_push_registered r = {
-        err, why, err ? NULL : j->id, err ? NULL : j->secret, j->expires, j->replaced};
+        err,         why, err ? NULL : j->id, err || j->old_secret ? NULL : j->secret, j->expires,
+        j->replaced, NULL};
+    struct gw_push_reg_view view;
+    char origin[300], fingerprint[17], *rooms = NULL;
+    const char *room_list[GW_PUSH_ROOMS_MAX];
+    if (!err) {
+        push_reg_describe(j->p, j->provider, j->endpoint, j->token, origin, fingerprint);
+        view = (struct gw_push_reg_view){
+            .id = j->id,
+            .provider = push_provider_name(j->provider),
+            .origin = origin[0] ? origin : NULL,
+            .fingerprint = fingerprint,
+            .with_sender = j->with_sender,
+            .with_body = j->with_body,
+            .groupchat = j->groupchat,
+            .rooms = room_list,
+            .created = j->created,
+            .expires = j->expires,
+        };
+        rooms = j->rooms ? gw_strdup(j->rooms) : NULL;
+        view.nrooms = push_split_rooms(rooms, room_list);
+        r.view = &view;
+    }
     j->cb(j->arg, &r);
+    free(rooms);
     struct gw_push *p = j->p;
     for (size_t i = 0; i < j->n; i++)
         free(j->ids[i]);
@@ -186,6 +212,7 @@ static void reg_done(struct reg_job *j, int err, const char *why)
     free(j->auth);
     free(j->token);
     free(j->rooms);
+    free(j->old_secret);
     gw_memzero(j->secret, sizeof j->secret);
     free(j);
     push_job_end(p);
@@ -209,14 +236,19 @@ static void store_reg(struct reg_job *j)
     struct gw_push *p = j->p;
     uint8_t hash[32];
     char hex[65], created[24], expires[24];
-    if (gw_rand_hex(p->core->rand, 16, j->secret, sizeof j->secret) != 0) {
-        reg_done(j, GW_EUNAVAIL, "no randomness");
-        return;
+    if (j->old_secret) {
+        snprintf(hex, sizeof hex, "%s", j->old_secret);
+    } else {
+        if (gw_rand_hex(p->core->rand, 16, j->secret, sizeof j->secret) != 0) {
+            reg_done(j, GW_EUNAVAIL, "no randomness");
+            return;
+        }
+        mbedtls_sha256_ret((const unsigned char *)j->secret, strlen(j->secret), hash, 0);
+        for (int i = 0; i < 32; i++)
+            snprintf(hex + 2 * i, 3, "%02x", hash[i]);
     }
-    mbedtls_sha256_ret((const unsigned char *)j->secret, strlen(j->secret), hash, 0);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", hash[i]);
     int64_t now = push_now_ms() / 1000;
+    j->created = now;
     j->expires = now + (int64_t)(p->cfg->push_registration_ttl_ms / 1000);
     snprintf(created, sizeof created, "%lld", (long long)now);
     snprintf(expires, sizeof expires, "%lld", (long long)j->expires);
@@ -300,6 +332,8 @@ static void on_existing(void *arg, int err, const struct gw_store_reply *r)
         if (same && !j->id[0]) {
             snprintf(j->id, sizeof j->id, "%s", id);
             j->replaced = true;
+            if (j->keep_secret && old.secret && strlen(old.secret) == 64)
+                j->old_secret = gw_strdup(old.secret);
         }
         push_reg_clear(&old);
     }
@@ -360,6 +394,7 @@ int gw_push_register(struct gw_push *p, const char *account, const struct gw_pus
     j->with_sender = spec->with_sender;
     j->with_body = spec->with_body;
     j->groupchat = spec->groupchat;
+    j->keep_secret = spec->keep_secret;
     if (spec->nrooms) {
         size_t len = 1;
         for (size_t i = 0; i < spec->nrooms; i++)

@@ -215,18 +215,6 @@ static void on_registered(void *arg, const struct gw_push_registered *res)
     }
 }
 
-static bool bool_member(const struct gw_json *obj, const char *key, bool *out, bool *bad)
-{
-    const struct gw_json *v = gw_json_get(obj, key);
-    if (!v)
-        return false;
-    if (v->type != GW_JSON_BOOL)
-        *bad = true;
-    else
-        *out = v->b;
-    return true;
-}
-
 static bool only_keys(const struct gw_json *obj, const char *const *keys, size_t n)
 {
     for (const struct gw_json *m = obj->child; m; m = m->next) {
@@ -252,61 +240,19 @@ static const struct gw_json *string_member(const struct gw_json *obj, const char
 static void op_register(struct gw_json_push *s, const char *account, const struct gw_json *obj,
                         const char *id)
 {
-    static const char *const keys[] = {"op",    "id",     "provider", "endpoint",  "keys",
-                                       "token", "sender", "body",     "groupchat", "rooms"};
-    bool bad = !only_keys(obj, keys, sizeof keys / sizeof keys[0]);
-    const struct gw_json *prov = string_member(obj, "provider", &bad);
-    const struct gw_json *endpoint = string_member(obj, "endpoint", &bad);
-    const struct gw_json *token = string_member(obj, "token", &bad);
-    const struct gw_json *gc = string_member(obj, "groupchat", &bad);
-    const struct gw_json *k = gw_json_get(obj, "keys");
-    const struct gw_json *p256dh = NULL, *auth = NULL;
-    if (k) {
-        static const char *const kkeys[] = {"p256dh", "auth"};
-        if (k->type != GW_JSON_OBJECT || !only_keys(k, kkeys, 2))
-            bad = true;
-        else {
-            p256dh = string_member(k, "p256dh", &bad);
-            auth = string_member(k, "auth", &bad);
-        }
-    }
-    struct gw_push_spec spec = {0};
-    spec.groupchat = GW_GC_MENTIONS;
-    bool_member(obj, "sender", &spec.with_sender, &bad);
-    bool_member(obj, "body", &spec.with_body, &bad);
-    if (gc && !gw_push_groupchat_parse(gc->s, &spec.groupchat))
-        bad = true;
-    const struct gw_json *rooms = gw_json_get(obj, "rooms");
-    const char *room_list[32];
-    if (rooms) {
-        if (rooms->type != GW_JSON_ARRAY || rooms->n > 32)
-            bad = true;
-        for (const struct gw_json *m = rooms->child; !bad && m; m = m->next) {
-            if (m->type != GW_JSON_STRING)
-                bad = true;
-            else
-                room_list[spec.nrooms++] = m->s;
-        }
-    }
-    if (bad || !prov) {
-        send_error(s, "bad-request",
-                   "push.register takes provider, endpoint, keys {p256dh, auth}, token, sender, "
-                   "body (true/false), groupchat (none, mentions, all), rooms",
-                   id);
+    static const char *const own[] = {"op", "id"};
+    struct gw_push_spec spec;
+    const char *room_list[GW_PUSH_ROOMS_MAX];
+    char why[160];
+    if (gw_push_spec_from_json(obj, own, 2, &spec, room_list, why, sizeof why) != 0) {
+        send_error(s, "bad-request", why, id);
         return;
     }
-    spec.provider = prov->s;
-    spec.endpoint = endpoint ? endpoint->s : NULL;
-    spec.p256dh = p256dh ? p256dh->s : NULL;
-    spec.auth = auth ? auth->s : NULL;
-    spec.token = token ? token->s : NULL;
-    spec.rooms = room_list;
     struct req *r = gw_calloc(1, sizeof *r);
     r->s = s;
     r->kind = P_ENABLE;
     r->client_id = id ? gw_strdup(id) : NULL;
     s->nreqs++;
-    char why[160];
     if (gw_push_register(s->core->push, account, &spec, on_registered, r, why, sizeof why) != 0) {
         send_error(s, "not-acceptable", why, id);
         req_free(r);

@@ -15,7 +15,9 @@
 
 #include <stddef.h>
 
-#define GW_NODE_BUS_MAX 65536 /* largest message accepted */
+/* The largest message accepted: it bounds what one message costs to parse, and must hold a
+ * REST send forwarded to the node holding the component link, and its answer. */
+#define GW_NODE_BUS_MAX 1048576
 
 struct gw_node_bus;
 

@@ -1,5 +1,6 @@
 /* The REST API: routing under /api/v1, the request checks, API-key authentication and per-key
- * rate limits; the operations themselves live in rest_send.c and rest_sessions.c.
+ * rate limits; the operations themselves live in rest_send.c, rest_forward.c (sends through
+ * another node's component link), rest_sessions.c and rest_push.c.
  *
  * A call runs as a chain of store round trips on one deferred HTTP request: read the key's
  * record (mxgw:apikey:<id>), check the hash in constant time and the operation against the
@@ -32,7 +33,7 @@
 
 static const char *const route_names[RR_COUNT] = {"messages", "stanzas", "sessions",
                                                   "session",  "push",    "other"};
-static const unsigned codes[] = {200, 202, 204, 400, 401, 403, 404, 405, 406,
+static const unsigned codes[] = {200, 201, 202, 204, 400, 401, 403, 404, 405, 406,
                                  409, 413, 415, 429, 500, 501, 502, 503, 504};
 #define NCODES (sizeof codes / sizeof codes[0])
 
@@ -67,8 +68,6 @@ unsigned rest_retry_after_s(const struct gw_rest *r)
 
 /* ---- calls ---- */
 
-static void maybe_free_module(struct gw_rest *r);
-
 void rest_call_ref(struct rest_call *c)
 {
     c->refs++;
@@ -93,8 +92,14 @@ void rest_call_unref(struct rest_call *c)
     free(c->arg2);
     free(c->sender);
     free(c->orig_id);
+    free(c->remote_node);
     free(c);
-    maybe_free_module(r);
+    rest_maybe_free(r);
+}
+
+bool rest_call_live(const struct rest_call *c)
+{
+    return c->req || c->remote_node;
 }
 
 /* The request is over (answered or gone): what waits for it lets go. */
@@ -102,7 +107,14 @@ static void call_done(struct rest_call *c)
 {
     struct gw_rest *r = c->r;
     c->req = NULL;
+    if (c->remote_node) {
+        free(c->remote_node);
+        c->remote_node = NULL;
+        r->nremote--;
+    }
+    c->deadline_ms = 0;
     rest_send_forget(c);
+    rest_forward_forget(c);
     if (c->kick_waiting) {
         c->kick_waiting = false;
         gw_map_del(r->kicks, c->kick_req);
@@ -117,13 +129,17 @@ static void call_done(struct rest_call *c)
     rest_call_unref(c); /* the request's own reference */
 }
 
+static size_t code_index(unsigned status)
+{
+    for (size_t i = 0; i < NCODES; i++)
+        if (codes[i] == status)
+            return i;
+    return code_index(500); /* a status outside the documented set is our bug */
+}
+
 static uint64_t *request_counter(struct gw_rest *r, enum rest_route route, unsigned status)
 {
-    size_t i = 0;
-    while (i < NCODES && codes[i] != status)
-        i++;
-    if (i == NCODES)
-        i = 13; /* 500: a status outside the documented set is our bug */
+    size_t i = code_index(status);
     if (!r->m_requests[route][i]) {
         char labels[64];
         snprintf(labels, sizeof labels, "route=\"%s\",code=\"%u\"", route_names[route], codes[i]);
@@ -137,6 +153,11 @@ static uint64_t *request_counter(struct gw_rest *r, enum rest_route route, unsig
 void rest_answer(struct rest_call *c, unsigned status, const char *ctype, const void *body,
                  size_t len)
 {
+    if (c->remote_node) {
+        rest_forward_reply(c, status, ctype, body, len);
+        call_done(c);
+        return;
+    }
     if (!c->req)
         return;
     struct gw_rest *r = c->r;
@@ -161,14 +182,15 @@ void rest_answer_json(struct rest_call *c, unsigned status, struct gw_json_out *
 void rest_problem(struct rest_call *c, unsigned status, const char *slug, const char *detail,
                   unsigned retry_after_s)
 {
-    if (!c->req)
+    if (!rest_call_live(c))
         return;
-    if (retry_after_s) {
+    c->retry_after_s = retry_after_s;
+    if (retry_after_s && c->req) {
         char v[16];
         snprintf(v, sizeof v, "%u", retry_after_s);
         gw_http_add_header(c->req, "Retry-After", v);
     }
-    if (status == 401)
+    if (status == 401 && c->req)
         gw_http_add_header(c->req, "WWW-Authenticate", "Bearer realm=\"mxgw\"");
     struct gw_json_out *w = gw_json_out_new();
     size_t len;
@@ -193,23 +215,39 @@ static void on_gone(void *arg, struct gw_http_req *req)
 
 static const struct gw_http_defer_ops defer_ops = {on_expired, on_gone};
 
-static struct rest_call *call_new(struct gw_rest *r, struct gw_http_req *req)
+static struct rest_call *call_alloc(struct gw_rest *r, const char *rid)
 {
     struct rest_call *c = gw_calloc(1, sizeof *c);
     c->r = r;
-    c->req = req;
     c->refs = 1;
     c->start_ns = uv_hrtime();
     c->route = RR_OTHER;
-    const char *given = gw_http_req_header(req, "X-Request-Id");
-    if (given && gw_rest_request_id_ok(given))
-        snprintf(c->rid, sizeof c->rid, "%s", given);
+    if (rid && gw_rest_request_id_ok(rid))
+        snprintf(c->rid, sizeof c->rid, "%s", rid);
     else if (gw_rand_hex(r->core->rand, 16, c->rid, sizeof c->rid) != 0)
         snprintf(c->rid, sizeof c->rid, "unknown");
     c->next = r->calls;
     if (r->calls)
         r->calls->prev = c;
     r->calls = c;
+    return c;
+}
+
+static struct rest_call *call_new(struct gw_rest *r, struct gw_http_req *req)
+{
+    struct rest_call *c = call_alloc(r, gw_http_req_header(req, "X-Request-Id"));
+    c->req = req;
+    return c;
+}
+
+struct rest_call *rest_call_new_remote(struct gw_rest *r, const char *node, const char *req,
+                                       const char *rid, enum rest_route route)
+{
+    struct rest_call *c = call_alloc(r, rid);
+    c->remote_node = gw_strdup(node);
+    snprintf(c->remote_req, sizeof c->remote_req, "%s", req);
+    c->route = route;
+    r->nremote++;
     return c;
 }
 
@@ -567,9 +605,9 @@ static void on_request(void *arg, struct gw_http_req *req)
 
 /* ---- module ---- */
 
-static void maybe_free_module(struct gw_rest *r)
+void rest_maybe_free(struct gw_rest *r)
 {
-    if (!r->stopping || r->holding || r->calls)
+    if (!r->stopping || r->holding || r->calls || r->timers_closing)
         return;
     rest_send_stop(r);
     gw_map_each(r->cache, free_entry, NULL);
@@ -577,6 +615,8 @@ static void maybe_free_module(struct gw_rest *r)
     gw_map_each(r->local, free_entry, NULL);
     gw_map_free(r->local);
     gw_map_free(r->kicks);
+    gw_map_free(r->forwards);
+    free(r->holder_key);
     free(r);
 }
 
@@ -634,6 +674,7 @@ int gw_rest_start(struct gw_core *core, struct gw_http *http, struct gw_componen
     }
     rest_send_init(r);
     rest_sessions_init(r);
+    rest_forward_init(r);
     GW_INFO("rest.start", "path=%s component=%s", PREFIX,
             comp ? gw_component_domain(comp) : "none");
     *out = r;
@@ -654,13 +695,15 @@ void gw_rest_stop(struct gw_rest *r)
     r->holding = true; /* answering frees calls: the module must outlive this loop */
     for (;;) {
         struct rest_call *c = r->calls;
-        while (c && !c->req)
+        while (c && !rest_call_live(c))
             c = c->next;
         if (!c)
             break;
         rest_problem(c, 503, "unavailable", "shutting down", 1);
     }
-    r->comp = NULL; /* closed by now: nothing more goes through it */
+    rest_forward_stop(r);
+    rest_send_detach(r);
+    r->comp = NULL; /* nothing more goes through it (it closes after this module) */
     r->holding = false;
-    maybe_free_module(r);
+    rest_maybe_free(r);
 }

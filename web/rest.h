@@ -13,11 +13,11 @@
 
 struct gw_rest;
 
-/* Push registrations of one account, as the push module keeps them: REST calls these when
- * they are set (gw_rest_set_push), and answers 501 otherwise. account is a bare JID. Each
- * call answers exactly once, later or now, through done(ctx, status, body): status 200 with a
- * JSON body (list: {"registrations":[…]}), 204 without, or 400/404/409/503 with a short
- * detail text in body. body is borrowed for the call. */
+/* Push registrations of one account, as the push module keeps them (web/rest_push.c): REST
+ * calls these when they are set (gw_rest_set_push), and answers 501 otherwise. account is a
+ * bare JID. Each call answers exactly once, later or now, through done(ctx, status, body):
+ * status 200 or 201 with a JSON body (list: {"registrations":[…]}), 204 without, or
+ * 400/404/409/503 with a short detail text in body. body is borrowed for the call. */
 typedef void (*gw_rest_push_done)(void *ctx, unsigned status, const char *body, size_t len);
 struct gw_rest_push_ops {
     void (*list)(void *arg, const char *account, gw_rest_push_done done, void *ctx);
@@ -35,9 +35,11 @@ int gw_rest_start(struct gw_core *core, struct gw_http *http, struct gw_componen
                   struct gw_node_bus *bus, struct gw_rest **out);
 /* Lets the push module serve /api/v1/users/{jid}/push. ops borrowed (static), arg borrowed. */
 void gw_rest_set_push(struct gw_rest *r, const struct gw_rest_push_ops *ops, void *arg);
-/* Answers every call in progress with 503 and releases the module once the store and the
- * component have called back for the last of them. Call after the component link and the
- * node bus are closed and before the HTTP server stops. */
+/* Answers every call in progress with 503 (calls served for other nodes too, over the store),
+ * withdraws this node's claim to the component link, takes its handlers off the link, and
+ * releases the module once the store and the component have called back for the last of
+ * them. Call after the node bus is freed, before the component link is closed and before the
+ * HTTP server stops. */
 void gw_rest_stop(struct gw_rest *r);
 
 /* `mxgw key create|list|revoke -c FILE …`: manages API keys in the configured store (Redis:

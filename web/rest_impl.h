@@ -44,6 +44,14 @@ struct rest_call {
     /* a kick on another node */
     char kick_req[33];
     bool kick_waiting;
+    /* forwarding a send to the node holding the component link (rest_forward.c) */
+    unsigned retry_after_s; /* the answer's Retry-After, carried back to the asking node */
+    uint64_t deadline_ms;   /* uv_now by which a forward or a remote call gives up; 0: none */
+    char fwd_req[33];       /* asking node: the forward's id, while waiting for its answer */
+    char fwd_node[64];      /* the node it went to */
+    bool fwd_waiting;
+    char *remote_node; /* holding node: a call for another node (owned), until answered */
+    char remote_req[33];
 };
 
 struct cached_key {
@@ -78,9 +86,27 @@ struct gw_rest {
     uint64_t *m_sent[3]; /* messages, stanzas, iqs */
     uint64_t *m_auth_failed;
     uint64_t *m_rate_limited;
+    /* forwarding (rest_forward.c) */
+    struct gw_map *forwards; /* forward id -> struct rest_call waiting for its answer */
+    size_t nremote;          /* calls served for other nodes, in progress */
+    char *holder_key;        /* "mxgw:component:<domain>", NULL without a link */
+    uv_timer_t deadlines;    /* the earliest deadline_ms of any call */
+    uv_timer_t advertise;    /* refreshes the holder record while the link is up */
+    bool timers_open;
+    unsigned timers_closing;
+    uint64_t *m_forwards[5]; /* by result: answered, no_holder, unreachable, timeout, failed */
+    uint64_t *m_served;
 };
 
 /* rest.c */
+/* A call for another node's request (rest_forward.c): answered through the node bus to node
+ * under req. route is RR_MESSAGES or RR_STANZAS. */
+struct rest_call *rest_call_new_remote(struct gw_rest *r, const char *node, const char *req,
+                                       const char *rid, enum rest_route route);
+/* The call still has someone to answer (an HTTP request, or a node waiting). */
+bool rest_call_live(const struct rest_call *c);
+/* Frees the module once it is stopping and nothing holds it any more. */
+void rest_maybe_free(struct gw_rest *r);
 void rest_call_ref(struct rest_call *c);
 void rest_call_unref(struct rest_call *c);
 /* Answers (once; later calls are ignored) with X-Request-Id, metrics and a log line. */
@@ -95,10 +121,30 @@ unsigned rest_retry_after_s(const struct gw_rest *r);
 /* rest_send.c */
 void rest_send_message(struct rest_call *c);
 void rest_send_stanza(struct rest_call *c);
+/* Sends a prepared call (stanza, sender and id set) through this node's link, which is up. */
+void rest_send_local(struct rest_call *c);
 void rest_send_init(struct gw_rest *r);
+/* Takes the module's handlers off the link (which outlives the module). */
+void rest_send_detach(struct gw_rest *r);
 void rest_send_stop(struct gw_rest *r);
 /* A call that goes away (answered or gone) leaves any room it waits for. */
 void rest_send_forget(struct rest_call *c);
+
+/* rest_forward.c: sends from a node without the link, through the node that holds it */
+void rest_forward_init(struct gw_rest *r);
+/* Releases the holder record and closes the timers; the module waits for them
+ * (timers_closing) before it is freed. */
+void rest_forward_stop(struct gw_rest *r);
+/* Forwards a prepared call to the node holding the link, and answers it with that node's
+ * answer; 503 + Retry-After when no node holds it. */
+void rest_forward_send(struct rest_call *c);
+/* The remote call's answer goes back to its node (from rest_answer). */
+void rest_forward_reply(struct rest_call *c, unsigned status, const char *ctype, const void *body,
+                        size_t len);
+/* A call that goes away stops waiting for a forward's answer. */
+void rest_forward_forget(struct rest_call *c);
+/* Makes sure the deadline timer fires by c->deadline_ms. */
+void rest_forward_arm(struct gw_rest *r);
 
 /* rest_sessions.c */
 void rest_sessions_list(struct rest_call *c);

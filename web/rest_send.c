@@ -8,7 +8,11 @@
  * it) is undone at once, so a typo in a room JID never leaves a room behind: the call gets 404.
  * Calls waiting for a join keep their stanza; the join's answer (our own occupant presence, or
  * an error presence) sends or fails them all. When the link goes down every room is forgotten
- * and waiting calls get 503; the next message joins again. */
+ * and waiting calls get 503; the next message joins again.
+ *
+ * A node whose link is down (a standby: the server lets one node hold the component) hands
+ * prepared calls to rest_forward.c, which has the holding node run rest_send_local() for it;
+ * so rooms are joined, and iqs wait, on the node that holds the link. */
 #include "web/rest_impl.h"
 
 #include "gateway/err.h"
@@ -341,6 +345,14 @@ void rest_send_init(struct gw_rest *r)
     gw_component_watch(r->comp, on_link, r);
 }
 
+void rest_send_detach(struct gw_rest *r)
+{
+    if (!r->comp)
+        return;
+    gw_component_off(r->comp, on_presence, r);
+    gw_component_unwatch(r->comp, on_link, r);
+}
+
 void rest_send_stop(struct gw_rest *r)
 {
     while (r->room_list) {
@@ -383,14 +395,9 @@ static bool prepare(struct rest_call *c, bool message_only)
         rest_problem(c, 403, "sender-not-allowed", "this API key may not send as that JID", 0);
         return false;
     }
-    if (!r->comp) {
+    if (!r->comp && !r->holder_key) {
         rest_problem(c, 503, "component-unavailable",
                      "no component link is configured (component_domain)", rest_retry_after_s(r));
-        return false;
-    }
-    if (!gw_component_up(r->comp)) {
-        rest_problem(c, 503, "component-unavailable",
-                     "the component link to the XMPP server is down", rest_retry_after_s(r));
         return false;
     }
     c->sender = gw_strdup(sender);
@@ -411,21 +418,33 @@ static bool is_groupchat(const struct gw_xml *el)
     return strcmp(el->name, "message") == 0 && type && strcmp(type, "groupchat") == 0;
 }
 
+static bool is_request(const struct gw_xml *el)
+{
+    const char *type = gw_xml_attr(el, "type");
+    return strcmp(el->name, "iq") == 0 && type &&
+           (strcmp(type, "get") == 0 || strcmp(type, "set") == 0);
+}
+
+/* Here when this node holds the link, else through the node that does. */
+static void dispatch(struct rest_call *c)
+{
+    if (c->r->comp && gw_component_up(c->r->comp))
+        rest_send_local(c);
+    else
+        rest_forward_send(c);
+}
+
 void rest_send_message(struct rest_call *c)
 {
-    if (!prepare(c, true))
-        return;
-    if (is_groupchat(c->st.el))
-        send_groupchat(c);
-    else
-        send_now(c, 0);
+    if (prepare(c, true))
+        dispatch(c);
 }
 
 static void iq_answered(void *arg, int err, const struct gw_xml *reply)
 {
     struct rest_call *c = arg;
     c->iq_pending = false;
-    if (!c->req) {
+    if (!rest_call_live(c)) {
         rest_call_unref(c);
         return;
     }
@@ -465,35 +484,40 @@ void rest_send_stanza(struct rest_call *c)
     if (!prepare(c, false))
         return;
     struct gw_xml *el = c->st.el;
-    const char *type = gw_xml_attr(el, "type");
-    bool request = strcmp(el->name, "iq") == 0 && type &&
-                   (strcmp(type, "get") == 0 || strcmp(type, "set") == 0);
-    if (!request) {
-        if (is_groupchat(el))
-            send_groupchat(c);
-        else
-            send_now(c, 1);
-        return;
+    if (is_request(el)) {
+        if (!gw_xml_attr(el, "to")) {
+            rest_problem(c, 400, "bad-stanza", "an iq needs \"to\"", 0);
+            return;
+        }
+        /* The answer comes from the normalised JID (a lower-case domain): match on that. */
+        struct gw_jid j;
+        if (gw_jid_parse(gw_xml_attr(el, "to"), &j) == 0) {
+            char *full = gw_jid_full(&j);
+            gw_xml_set_attr(el, "to", full);
+            free(full);
+        }
+        gw_jid_free(&j);
     }
-    if (!gw_xml_attr(el, "to")) {
-        rest_problem(c, 400, "bad-stanza", "an iq needs \"to\"", 0);
-        return;
-    }
-    /* The answer comes from the normalised JID (a lower-case domain): match on that. */
-    struct gw_jid j;
-    if (gw_jid_parse(gw_xml_attr(el, "to"), &j) == 0) {
-        char *full = gw_jid_full(&j);
-        gw_xml_set_attr(el, "to", full);
-        free(full);
-    }
-    gw_jid_free(&j);
-    rest_call_ref(c);
-    c->iq_pending = true;
-    int rc = gw_component_iq(c->r->comp, el, c->r->core->cfg->rest_iq_timeout_ms, iq_answered, c,
-                             &c->iq_handle);
-    if (rc) {
-        c->iq_pending = false;
-        rest_call_unref(c);
-        send_result(c, rc);
+    dispatch(c);
+}
+
+void rest_send_local(struct rest_call *c)
+{
+    struct gw_xml *el = c->st.el;
+    unsigned kind = c->route == RR_MESSAGES ? 0 : 1;
+    if (kind == 1 && is_request(el)) {
+        rest_call_ref(c);
+        c->iq_pending = true;
+        int rc = gw_component_iq(c->r->comp, el, c->r->core->cfg->rest_iq_timeout_ms, iq_answered,
+                                 c, &c->iq_handle);
+        if (rc) {
+            c->iq_pending = false;
+            rest_call_unref(c);
+            send_result(c, rc);
+        }
+    } else if (is_groupchat(el)) {
+        send_groupchat(c);
+    } else {
+        send_now(c, kind);
     }
 }

@@ -1,7 +1,7 @@
 /* REST sessions and push: GET /api/v1/sessions?jid= reads a user's session records from the
  * store (every node writes its own), DELETE /api/v1/sessions/{id} ends one on this node or asks
  * its node over the node bus ({"t":"kick"} answered by {"t":"kicked"}), and
- * /api/v1/users/{jid}/push hands over to the push module when it is there. */
+ * /api/v1/users/{jid}/push hands over to the push module (web/rest_push.c) when it is on. */
 #include "web/rest_impl.h"
 
 #include "gateway/err.h"
@@ -271,15 +271,19 @@ static void push_done(void *ctx, unsigned status, const char *body, size_t len)
 {
     struct rest_call *c = ctx;
     if (c->req) {
-        if (status == 200)
-            rest_answer(c, 200, "application/json", body, len);
-        else if (status == 204)
+        if (status == 200 || status == 201) {
+            rest_answer(c, status, "application/json", body, len);
+        } else if (status == 204) {
             rest_answer(c, 204, NULL, NULL, 0);
-        else {
+        } else {
             char detail[256];
             snprintf(detail, sizeof detail, "%.*s", (int)(len < 255 ? len : 255), body ? body : "");
-            rest_problem(c, status, status == 404 ? "not-found" : "push-refused", detail,
-                         status == 503 ? rest_retry_after_s(c->r) : 0);
+            const char *slug = status == 400   ? "bad-registration"
+                               : status == 404 ? "registration-not-found"
+                               : status == 409 ? "too-many-registrations"
+                               : status == 503 ? "push-unavailable"
+                                               : "push-refused";
+            rest_problem(c, status, slug, detail, status == 503 ? rest_retry_after_s(c->r) : 0);
         }
     }
     rest_call_unref(c);
@@ -297,9 +301,7 @@ void rest_push(struct rest_call *c)
     c->arg2 = bare;
     if (!r->push) {
         rest_problem(c, 501, "not-implemented",
-                     "push registrations are not served by this gateway yet (the push module "
-                     "is not part of this build)",
-                     0);
+                     "push is off on this gateway (push = no): it keeps no registrations", 0);
         return;
     }
     enum gw_http_method m = gw_http_req_method(c->req);
@@ -310,7 +312,7 @@ void rest_push(struct rest_call *c)
         struct gw_json *obj = NULL;
         char why[160];
         if (gw_json_parse(body, len, r->core->cfg->rest_body_bytes, &obj, why, sizeof why) != 0) {
-            rest_problem(c, 400, "bad-request", why, 0);
+            rest_problem(c, 400, "bad-registration", why, 0);
             rest_call_unref(c);
             return;
         }

@@ -444,6 +444,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 static void connect_now(struct gw_component *c)
 {
     const struct gw_hostport *hp = &c->core->cfg->component;
+    c->attempt_ms = uv_now(c->core->loop);
     uv_timer_start(&c->timer, on_timer, c->core->cfg->component_timeout_ms, 0);
     struct sockaddr_storage ss;
     if (uv_ip4_addr(hp->host, hp->port, (struct sockaddr_in *)&ss) == 0 ||
@@ -585,6 +586,29 @@ bool gw_component_up(const struct gw_component *c)
 const char *gw_component_domain(const struct gw_component *c)
 {
     return c->domain;
+}
+
+void gw_component_retry_soon(struct gw_component *c)
+{
+    if (!c->started || c->closing || c->state != ST_IDLE)
+        return;
+    uint64_t now = uv_now(c->core->loop), at = c->attempt_ms + RETRY_SOON_MS;
+    uint64_t in = at > now ? at - now : 0;
+    if (in >= uv_timer_get_due_in(&c->timer))
+        return;
+    GW_DEBUG("component.retry_soon", "domain=%s in_ms=%llu", c->domain, (unsigned long long)in);
+    uv_timer_start(&c->timer, on_timer, in, 0);
+}
+
+void gw_component_unwatch(struct gw_component *c, gw_component_watch_fn fn, void *arg)
+{
+    for (struct watcher **p = &c->watchers; *p; p = &(*p)->next)
+        if ((*p)->fn == fn && (*p)->arg == arg) {
+            struct watcher *w = *p;
+            *p = w->next;
+            free(w);
+            return;
+        }
 }
 
 void gw_component_watch(struct gw_component *c, gw_component_watch_fn fn, void *arg)

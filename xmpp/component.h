@@ -54,6 +54,13 @@ const char *gw_component_domain(const struct gw_component *c);
 /* Calls fn(arg, up) on every change of state (not for the state at registration). arg is
  * borrowed; several watchers may be registered. */
 void gw_component_watch(struct gw_component *c, gw_component_watch_fn fn, void *arg);
+/* Removes the watcher registered with fn and arg (an owner going away before the link). */
+void gw_component_unwatch(struct gw_component *c, gw_component_watch_fn fn, void *arg);
+/* A hint that the link is wanted now (a standby node was asked to send and no node holds the
+ * link): while waiting for the next attempt, the attempt starts at once, or 1 s after the
+ * previous one began if that was sooner, instead of at the end of the backoff. Otherwise
+ * (connecting, up, closing) nothing changes. */
+void gw_component_retry_soon(struct gw_component *c);
 /* Registers a handler for inbound stanzas named name ("message", "presence", "iq") that carry a
  * child element in namespace child_ns (NULL: any stanza of that name). For an iq only get/set
  * are offered; results and errors go to gw_component_iq() callbacks. Handlers are tried in

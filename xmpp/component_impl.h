@@ -13,6 +13,7 @@
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
+#define RETRY_SOON_MS  1000 /* gw_component_retry_soon: attempts at least this far apart */
 #define MAX_PENDING    10000
 #define READ_CHUNK     4096
 
@@ -73,8 +74,9 @@ struct gw_component {
     struct gw_stream *parser;
     struct gw_buf out;
     uint64_t backoff_ms;
-    unsigned attempt; /* distinguishes the current resolve from stale ones */
-    unsigned handles; /* open handles and requests, while closing */
+    uint64_t attempt_ms; /* uv_now when the last attempt began */
+    unsigned attempt;    /* distinguishes the current resolve from stale ones */
+    unsigned handles;    /* open handles and requests, while closing */
     bool closing;
     bool started;
     void (*closed)(void *arg);

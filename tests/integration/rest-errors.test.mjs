@@ -179,9 +179,9 @@ test("Sizes, media types, Accept and methods", { timeout: 30000 }, guarded(() =>
     body: "<!DOCTYPE x [<!ENTITY a 'b'>]><message to='bob@localhost'><body>&a;</body></message>",
   });
   assertProblem(r, 400, "bad-stanza");
-  // Push registrations are not served by this build.
-  r = await restCall(gw, "GET", "/api/v1/users/bob@localhost/push", { key: key.token });
-  assertProblem(r, 501, "not-implemented");
+  // Push registrations: a bad body for PUT (push = no, 501, is in rest-push.test.mjs).
+  r = await restCall(gw, "PUT", "/api/v1/users/bob@localhost/push", { key: key.token, body: { provider: "webhook", x: 1 } });
+  assertProblem(r, 400, "bad-registration");
 }));
 
 test("Per-key rate limit: 429 with Retry-After past the limit, other keys unaffected", { timeout: 60000 }, guarded(() => env, async () => {

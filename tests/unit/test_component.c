@@ -154,6 +154,11 @@ static void on_watch(void *arg, bool up)
         downs++;
 }
 
+static bool accepted_after(void *n)
+{
+    return S.accepts > *(int *)n;
+}
+
 static bool is_up(void *c)
 {
     return gw_component_up(c);
@@ -408,6 +413,32 @@ int main(void)
               (unsigned long long)g1, (unsigned long long)g2);
     }
     CHECK(!gw_component_up(c) && ups == 2, "expected no up while the secret is refused");
+
+    /* The link is wanted now (a standby asked to send): the next attempt comes about a second
+     * after the last one began, not at the end of the backoff (2 to 4 s by now). Up or
+     * connecting, the hint changes nothing. */
+    uv_update_time(&loop);
+    uint64_t last = S.accept_at[S.accepts - 1], asked = uv_now(&loop);
+    before = S.accepts;
+    gw_component_retry_soon(c);
+    CHECK(run_until(accepted_after, &before, 1800), "retry_soon: expected an attempt within 1.8 s");
+    uint64_t at = S.accept_at[before];
+    CHECK(at - last >= 900 && at - asked < 1500,
+          "retry_soon: expected the attempt 1 s after the last (%llu ms) and soon after the hint "
+          "(%llu ms)",
+          (unsigned long long)(at - last), (unsigned long long)(at - asked));
+    gw_component_retry_soon(c); /* connecting: ignored */
+    CHECK(handshake(c) && ups == 3, "retry_soon: expected the link up (ups %d)", ups);
+    before = S.accepts;
+    gw_component_retry_soon(c); /* up: ignored */
+    run_until(never, NULL, 100);
+    CHECK(S.accepts == before && gw_component_up(c), "retry_soon while up: expected no change");
+
+    /* A watcher taken off hears nothing more. */
+    gw_component_unwatch(c, on_watch, NULL);
+    srv_drop();
+    CHECK(run_until(is_down, c, 2000) && downs == 2,
+          "unwatched: expected the link down and no call (downs %d)", downs);
 
     gw_xml_free(msg);
     gw_xml_free(iq);

@@ -4,8 +4,10 @@
  * for presence or chat states, merges a burst within the quiet window into a counted push,
  * lets an urgent call through the window at once, follows each registration's groupchat
  * choice, keeps sender and body out unless both sides opt in, and registration checks,
- * renewal, the cap and unregistering work. Delivery end to end through real services is in
- * tests/integration/push*.test.mjs. */
+ * renewal, the cap and unregistering work; the JSON reading of a registration request
+ * (spec.c), the operators' list (reg_list.c: nothing that could push to a device), renewals
+ * that keep the XEP-0357 secret, and removing all of an account's registrations. Delivery end
+ * to end through real services is in tests/integration/push*.test.mjs. */
 #include "tests/unit/check.h"
 #include "gateway/core.h"
 #include "gateway/err.h"
@@ -16,6 +18,7 @@
 #include "xmpp/stream.h"
 
 #include <mbedtls/md.h>
+#include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +163,8 @@ struct regres {
     int err;
     char id[40];
     bool replaced;
+    bool has_secret;
+    char fingerprint[20];
 };
 
 static void on_registered(void *arg, const struct gw_push_registered *r)
@@ -168,7 +173,9 @@ static void on_registered(void *arg, const struct gw_push_registered *r)
     x->done = true;
     x->err = r->err;
     x->replaced = r->replaced;
+    x->has_secret = r->secret != NULL;
     snprintf(x->id, sizeof x->id, "%s", r->id ? r->id : "");
+    snprintf(x->fingerprint, sizeof x->fingerprint, "%s", r->view ? r->view->fingerprint : "-");
 }
 
 static bool reg_done(void *x)
@@ -177,6 +184,7 @@ static bool reg_done(void *x)
 }
 
 static struct gw_push *push;
+static bool keep_secret; /* what reg() asks for */
 
 static struct regres reg(const char *account, const char *token, bool sender, bool body,
                          enum gw_push_groupchat gc, const char *room)
@@ -188,7 +196,8 @@ static struct regres reg(const char *account, const char *token, bool sender, bo
                                 .with_body = body,
                                 .groupchat = gc,
                                 .rooms = &room,
-                                .nrooms = room ? 1 : 0};
+                                .nrooms = room ? 1 : 0,
+                                .keep_secret = keep_secret};
     char why[160];
     int rc = gw_push_register(push, account, &spec, on_registered, &x, why, sizeof why);
     if (rc) {
@@ -247,6 +256,182 @@ static void on_unreg(void *arg, int err)
 static bool unreg_done(void *u)
 {
     return ((struct unreg *)u)->done;
+}
+
+/* ---- the operators' side ---- */
+
+struct listres {
+    bool done;
+    int err;
+    size_t n;
+    char id[4][40], provider[4][16], fingerprint[4][20], rooms[4][80], origin[4][80];
+    enum gw_push_groupchat gc[4];
+    bool sender[4];
+    long long ttl[4];
+};
+
+static void on_list(void *arg, int err, const struct gw_push_reg_view *v, size_t n)
+{
+    struct listres *L = arg;
+    L->done = true;
+    L->err = err;
+    L->n = n;
+    for (size_t i = 0; i < n && i < 4; i++) {
+        snprintf(L->id[i], sizeof L->id[i], "%s", v[i].id);
+        snprintf(L->provider[i], sizeof L->provider[i], "%s", v[i].provider);
+        snprintf(L->fingerprint[i], sizeof L->fingerprint[i], "%s", v[i].fingerprint);
+        snprintf(L->origin[i], sizeof L->origin[i], "%s", v[i].origin ? v[i].origin : "-");
+        L->rooms[i][0] = '\0';
+        for (size_t k = 0; k < v[i].nrooms; k++)
+            snprintf(L->rooms[i] + strlen(L->rooms[i]), sizeof L->rooms[i] - strlen(L->rooms[i]),
+                     "%s%s", k ? "," : "", v[i].rooms[k]);
+        L->gc[i] = v[i].groupchat;
+        L->sender[i] = v[i].with_sender;
+        L->ttl[i] = (long long)(v[i].expires - v[i].created);
+    }
+}
+
+static bool list_done(void *L)
+{
+    return ((struct listres *)L)->done;
+}
+
+static struct listres list(const char *account)
+{
+    struct listres L = {0};
+    int rc = gw_push_list(push, account, on_list, &L);
+    if (rc) {
+        L.done = true;
+        L.err = rc;
+        return L;
+    }
+    run_until(list_done, &L, 3000);
+    return L;
+}
+
+/* Index of id in L, or -1. */
+static int listed(const struct listres *L, const char *id)
+{
+    for (size_t i = 0; i < L->n && i < 4; i++)
+        if (strcmp(L->id[i], id) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void sha16(const char *s, char out[17])
+{
+    unsigned char h[32];
+    mbedtls_sha256_ret((const unsigned char *)s, strlen(s), h, 0);
+    for (int i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+struct fieldres {
+    bool done;
+    char value[80];
+};
+
+static void on_hash(void *arg, int err, const struct gw_store_reply *r)
+{
+    struct fieldres *f = arg;
+    f->done = true;
+    for (size_t i = 0; !err && i + 1 < r->n; i += 2)
+        if (strcmp(r->items[i].ptr, "secret") == 0)
+            snprintf(f->value, sizeof f->value, "%s", r->items[i + 1].ptr);
+}
+
+static bool field_done(void *f)
+{
+    return ((struct fieldres *)f)->done;
+}
+
+/* The stored XEP-0357 secret hash of registration id. */
+static struct fieldres stored_secret(struct gw_store *st, const char *id)
+{
+    struct fieldres f = {0};
+    char key[80];
+    snprintf(key, sizeof key, "mxgw:push:reg:%s", id);
+    gw_store_hgetall(st, key, on_hash, &f);
+    run_until(field_done, &f, 3000);
+    return f;
+}
+
+struct allres {
+    bool done;
+    int err;
+    size_t removed;
+};
+
+static void on_all(void *arg, int err, size_t removed)
+{
+    struct allres *a = arg;
+    a->done = true;
+    a->err = err;
+    a->removed = removed;
+}
+
+static bool all_done(void *a)
+{
+    return ((struct allres *)a)->done;
+}
+
+/* gw_push_spec_from_json: what a registration request may look like. */
+static void test_spec_json(void)
+{
+    static const struct {
+        const char *json;
+        bool ok;
+    } cases[] = {
+        {"{\"provider\":\"webhook\",\"token\":\"t\"}", true},
+        {"{\"op\":\"push.register\",\"id\":\"r1\",\"provider\":\"webhook\"}", true},
+        {"{\"provider\":\"webpush\",\"endpoint\":\"https://x/y\","
+         "\"keys\":{\"p256dh\":\"a\",\"auth\":\"b\"},\"sender\":true,\"body\":false,"
+         "\"groupchat\":\"all\",\"rooms\":[\"r@m.x\"]}",
+         true},
+        {"{\"token\":\"t\"}", false},                                 /* no provider */
+        {"{\"provider\":1}", false},                                  /* not a string */
+        {"{\"provider\":\"webhook\",\"nope\":1}", false},             /* unknown key */
+        {"{\"provider\":\"webhook\",\"sender\":\"yes\"}", false},     /* not a boolean */
+        {"{\"provider\":\"webhook\",\"groupchat\":\"some\"}", false}, /* unknown mode */
+        {"{\"provider\":\"webhook\",\"keys\":[]}", false},            /* keys not an object */
+        {"{\"provider\":\"webhook\",\"keys\":{\"x\":\"y\"}}", false}, /* unknown key in keys */
+        {"{\"provider\":\"webhook\",\"rooms\":\"r@m.x\"}", false},    /* rooms not an array */
+        {"{\"provider\":\"webhook\",\"rooms\":[1]}", false},          /* a room not a string */
+    };
+    static const char *const own[] = {"op", "id"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct gw_json *obj = NULL;
+        char why[160] = "";
+        struct gw_push_spec spec;
+        const char *rooms[GW_PUSH_ROOMS_MAX];
+        gw_json_parse(cases[i].json, strlen(cases[i].json), 4096, &obj, why, sizeof why);
+        /* Only the JSON protocol names op and id as its own. */
+        size_t nown = strstr(cases[i].json, "\"op\"") ? 2 : 0;
+        int rc = gw_push_spec_from_json(obj, own, nown, &spec, rooms, why, sizeof why);
+        CHECK((rc == 0) == cases[i].ok && (rc == 0 || why[0]),
+              "spec %zu (%s): expected %s, got %d (%s)", i, cases[i].json,
+              cases[i].ok ? "ok" : "refused", rc, why);
+        if (i == 2 && rc == 0)
+            CHECK(strcmp(spec.provider, "webpush") == 0 && strcmp(spec.p256dh, "a") == 0 &&
+                      strcmp(spec.auth, "b") == 0 && spec.with_sender && !spec.with_body &&
+                      spec.groupchat == GW_GC_ALL && spec.nrooms == 1 &&
+                      strcmp(spec.rooms[0], "r@m.x") == 0 && !spec.keep_secret,
+                  "spec 2: fields not as given");
+        gw_json_free(obj);
+    }
+    struct gw_push_spec spec;
+    const char *rooms[GW_PUSH_ROOMS_MAX];
+    char why[160];
+    CHECK(gw_push_spec_from_json(NULL, NULL, 0, &spec, rooms, why, sizeof why) == GW_EINVAL,
+          "no object: expected GW_EINVAL");
+    /* The JSON protocol's own keys are refused where the caller does not name them (REST). */
+    const char *op = "{\"op\":\"push.register\",\"provider\":\"webhook\"}";
+    struct gw_json *obj = NULL;
+    gw_json_parse(op, strlen(op), 4096, &obj, why, sizeof why);
+    CHECK(gw_push_spec_from_json(obj, NULL, 0, &spec, rooms, why, sizeof why) == GW_EINVAL &&
+              strstr(why, "\"op\""),
+          "op without being named: expected GW_EINVAL naming it, got %s", why);
+    gw_json_free(obj);
 }
 
 static void closed(void *arg)
@@ -408,6 +593,70 @@ int main(void)
     run_until(never, NULL, 300);
     CHECK(S.nreq == before + 2 && !has(before, a.id) && !has(before + 1, a.id),
           "after unregistering: a gets nothing (%d pushes)", S.nreq - before);
+
+    /* The operators' list: b and c, their choices, and nothing that could push to them. */
+    struct listres L = list(ROMEO);
+    int ib = listed(&L, b.id), ic = listed(&L, c.id);
+    char fb[17], fc[17];
+    sha16("device-b", fb);
+    sha16("device-c", fc);
+    CHECK(L.err == 0 && L.n == 2 && ib >= 0 && ic >= 0 && listed(&L, a.id) < 0,
+          "list: expected b and c only, got err %d n %zu", L.err, L.n);
+    if (ib >= 0 && ic >= 0) {
+        CHECK(strcmp(L.provider[ib], "webhook") == 0 && strcmp(L.fingerprint[ib], fb) == 0 &&
+                  strcmp(L.origin[ib], "-") == 0 && L.gc[ib] == GW_GC_NONE &&
+                  strcmp(L.rooms[ib], "garden@chat.example") == 0 && !L.sender[ib],
+              "list: b is %s %s %s gc %d rooms %s", L.provider[ib], L.fingerprint[ib], L.origin[ib],
+              L.gc[ib], L.rooms[ib]);
+        CHECK(strcmp(L.fingerprint[ic], fc) == 0 && L.gc[ic] == GW_GC_ALL && !L.rooms[ic][0],
+              "list: c is %s gc %d rooms %s", L.fingerprint[ic], L.gc[ic], L.rooms[ic]);
+        CHECK(L.ttl[ib] == (long long)(cfg.push_registration_ttl_ms / 1000),
+              "list: expected expires - created = the TTL, got %lld", L.ttl[ib]);
+    }
+    CHECK(strcmp(b.fingerprint, fb) == 0, "registered: the view's fingerprint, got %s",
+          b.fingerprint);
+    struct listres none = list("nobody@capulet.example");
+    CHECK(none.err == 0 && none.n == 0, "another account: expected an empty list");
+    CHECK(gw_push_list(push, "not a jid", on_list, &none) == GW_EINVAL,
+          "list of a bad account: expected GW_EINVAL");
+
+    /* Renewing with keep_secret keeps the XEP-0357 secret the device was enabled with (and
+     * hands out none); renewing without makes a new one. */
+    struct fieldres s1 = stored_secret(core.store, c.id);
+    keep_secret = true;
+    struct regres c2 = reg(ROMEO, "device-c", false, false, GW_GC_MENTIONS, NULL);
+    keep_secret = false;
+    struct fieldres s2 = stored_secret(core.store, c.id);
+    CHECK(c2.err == 0 && c2.replaced && strcmp(c2.id, c.id) == 0 && !c2.has_secret &&
+              strlen(s1.value) == 64 && strcmp(s1.value, s2.value) == 0,
+          "keep_secret: expected the same id and secret hash, no secret handed out (%s / %s)",
+          s1.value, s2.value);
+    struct regres c3 = reg(ROMEO, "device-c", false, false, GW_GC_MENTIONS, NULL);
+    struct fieldres s3 = stored_secret(core.store, c.id);
+    CHECK(c3.err == 0 && c3.replaced && c3.has_secret && strcmp(s3.value, s1.value) != 0,
+          "a plain renewal: expected a new secret");
+    keep_secret = true;
+    struct regres e = reg(ROMEO, "device-e", false, false, GW_GC_MENTIONS, NULL);
+    keep_secret = false;
+    CHECK(e.err == 0 && !e.replaced && e.has_secret,
+          "keep_secret on a new device: a new secret (err %d)", e.err);
+
+    /* Removing all: nothing is listed and nothing pushes any more. */
+    struct allres all = {0};
+    CHECK(gw_push_unregister_all(push, "not a jid", on_all, &all) == GW_EINVAL,
+          "remove all of a bad account: expected GW_EINVAL");
+    gw_push_unregister_all(push, ROMEO, on_all, &all);
+    run_until(all_done, &all, 3000);
+    CHECK(all.done && all.err == 0 && all.removed == 3, "remove all: expected 3, got err %d n %zu",
+          all.err, all.removed);
+    L = list(ROMEO);
+    CHECK(L.err == 0 && L.n == 0, "after removing all: expected an empty list, got %zu", L.n);
+    run_until(never, NULL, 700);
+    before = S.nreq;
+    CHECK(stanza(ROMEO, MSG("<body>nobody home</body>"), NULL) == 1, "still important");
+    run_until(never, NULL, 500);
+    CHECK(S.nreq == before, "after removing all: expected no push, got %d", S.nreq - before);
+    test_spec_json();
 
     run_until(never, NULL, 700);
     bool closed_flag = false;
