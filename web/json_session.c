@@ -369,6 +369,28 @@ void gw_js_delete_records(struct gw_jsess *s)
 
 /* ---- ending ---- */
 
+/* The last steps of ending or losing a session: it is finished here; its registry entry stays
+ * with the connection c until the close frame is out (or goes now when there is none), kept
+ * for another node (keep_record) or closed; a release waiting on it is told it did not happen.
+ * s must not be used afterwards. */
+static void let_go(struct gw_jsess *s, struct gw_jconn *c, bool keep_record)
+{
+    struct gw_session *gs = s->sess;
+    s->sess = NULL;
+    void (*done)(void *, bool) = s->release_done;
+    void *darg = s->release_arg;
+    s->release_done = NULL;
+    gw_js_finish(s);
+    if (c)
+        gw_jconn_hold_session(c, gs, keep_record);
+    else if (keep_record)
+        gw_session_release(gs);
+    else
+        gw_session_close(gs);
+    if (done)
+        done(darg, false);
+}
+
 void gw_js_end(struct gw_jsess *s, const char *cond, const char *text, uint16_t code)
 {
     if (s->phase == GW_JS_ENDED)
@@ -385,18 +407,7 @@ void gw_js_end(struct gw_jsess *s, const char *cond, const char *text, uint16_t 
         s->up = NULL;
     }
     gw_js_delete_records(s);
-    struct gw_session *gs = s->sess;
-    s->sess = NULL;
-    void (*done)(void *, bool) = s->release_done;
-    void *darg = s->release_arg;
-    s->release_done = NULL;
-    gw_js_finish(s);
-    if (c)
-        gw_jconn_hold_session(c, gs, false); /* until the close frame is out */
-    else
-        gw_session_close(gs);
-    if (done)
-        done(darg, false);
+    let_go(s, c, false);
 }
 
 /* Another node has taken the session: step back without touching its records. */
@@ -412,18 +423,7 @@ void gw_js_lost(struct gw_jsess *s)
     gw_upstream_free(s->up); /* no </stream:stream>: the stream is the other node's now */
     s->up = NULL;
     s->records = false;
-    struct gw_session *gs = s->sess;
-    s->sess = NULL;
-    void (*done)(void *, bool) = s->release_done;
-    void *darg = s->release_arg;
-    s->release_done = NULL;
-    gw_js_finish(s);
-    if (c)
-        gw_jconn_hold_session(c, gs, true);
-    else
-        gw_session_release(gs);
-    if (done)
-        done(darg, false);
+    let_go(s, c, true);
 }
 
 void gw_js_detach(struct gw_jsess *s)
