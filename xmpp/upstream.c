@@ -764,6 +764,12 @@ static void on_eof(struct gw_upstream *up)
 
 static void on_timeout(uv_timer_t *t);
 
+/* Reads what the socket holds, within READ_BUDGET. libuv's epoll watchers are level-triggered,
+ * so reading stops as soon as a read shows the socket empty, rather than reading again until it
+ * says EAGAIN (one system call in three, for a stanza at a time): a read shorter than the
+ * buffer, or, with TLS, a record consumed with nothing more in mbedTLS's buffers (it reads no
+ * further ahead on the socket than the record it is on). If more arrived meanwhile, the socket
+ * is still readable and the loop comes back. */
 static void do_read(struct gw_upstream *up)
 {
     char buf[READ_CHUNK];
@@ -808,6 +814,10 @@ static void do_read(struct gw_upstream *up)
         gw_stream_feed(up->parser, buf, (size_t)n);
         if (up->state == ST_HANDSHAKE) /* <proceed/> arrived: the rest is TLS */
             return;
+        if (up->ssl ? up->state != ST_DEAD && mbedtls_ssl_get_bytes_avail(up->ssl) == 0 &&
+                          !mbedtls_ssl_check_pending(up->ssl)
+                    : (size_t)n < sizeof buf)
+            return; /* the socket is empty (top of function) */
     }
     /* Budget spent with data possibly left in mbedTLS's buffer: come back next iteration
      * instead of sleeping on a socket that may have nothing more to say. */
