@@ -3,10 +3,11 @@
  * States: resolving/connecting → header sent → (STARTTLS: starttls sent → TLS handshake →
  * header sent again) → open. The client never sees the pre-TLS stream: its header is held back
  * and its features consumed, so open() and stanza() see the post-TLS stream only. Plain bytes
- * queue in one capped buffer and are written (through mbedTLS once TLS is up) as soon as the
- * socket takes them; the writable watcher is armed only after a short write. Reads drain both
- * the socket and mbedTLS's own buffer before the loop sleeps. The object is freed only once its
- * libuv handles have closed, so a handler may free it at any time. */
+ * queue in one capped buffer and are written (through mbedTLS once TLS is up) once per loop
+ * iteration, before the loop sleeps; the writable watcher is armed only after a short write.
+ * Reads take what the socket and mbedTLS's own buffer hold before the loop sleeps. Busy streams
+ * keep their parser; idle ones do not. The object is freed only once its libuv handles have
+ * closed, so a handler may free it at any time. */
 #include "xmpp/upstream.h"
 
 #include "gateway/err.h"
@@ -66,6 +67,11 @@ struct shared {
      * empty). */
     struct gw_upstream *kept_head, *kept_tail;
     uv_timer_t kept_timer;
+    /* Streams written to in this loop iteration, flushed once before the loop sleeps. */
+    struct gw_upstream *dirty_head;
+    uv_check_t flush_check;     /* after the I/O callbacks of an iteration */
+    uv_prepare_t flush_prepare; /* after timers and the rest, right before polling */
+    unsigned open_handles;
 };
 
 enum state {
@@ -112,6 +118,9 @@ struct gw_upstream {
     bool kept;
     unsigned burst;   /* elements parsed since the stream was last idle for PARSER_IDLE_MS */
     uint64_t read_ms; /* loop time of the last read */
+    /* on the shared list of streams to flush at the end of this iteration */
+    struct gw_upstream *dirty_prev, *dirty_next;
+    bool dirty;
 };
 
 /* Brings the queued-bytes gauge up to date with this stream's queue. */
@@ -223,6 +232,63 @@ static void note_element(struct gw_upstream *up)
         uv_timer_start(&sh->kept_timer, on_kept_timer, PARSER_IDLE_MS, 0);
 }
 
+/* ---- one write per stream and loop iteration ----
+ *
+ * Elements sent during an iteration (a client's stanza, the <r/> that follows it, the <a/>
+ * answering the server's <r/>) are appended to the stream's queue, and the stream goes on a
+ * list of streams to flush; a uv_check (after the I/O callbacks) and a uv_prepare (after timers
+ * and the rest, right before the loop polls) write each listed stream once. So whatever one
+ * iteration produced for a stream leaves in one send(), and nothing waits while the loop
+ * sleeps. A stream whose socket is full is not listed: its writable watcher flushes it. */
+
+static void dirty_unlink(struct shared *sh, struct gw_upstream *up)
+{
+    if (!up->dirty)
+        return;
+    if (up->dirty_prev)
+        up->dirty_prev->dirty_next = up->dirty_next;
+    else
+        sh->dirty_head = up->dirty_next;
+    if (up->dirty_next)
+        up->dirty_next->dirty_prev = up->dirty_prev;
+    up->dirty_prev = up->dirty_next = NULL;
+    up->dirty = false;
+}
+
+static void defer_flush(struct gw_upstream *up)
+{
+    struct shared *sh = up->core->upstream_shared;
+    if (up->dirty || up->write_blocked)
+        return;
+    up->dirty = true;
+    up->dirty_prev = NULL;
+    up->dirty_next = sh->dirty_head;
+    if (sh->dirty_head)
+        sh->dirty_head->dirty_prev = up;
+    sh->dirty_head = up;
+}
+
+/* Handlers that flush may send again (drained) or end streams: each is taken off the list
+ * before its flush. */
+static void flush_dirty(struct shared *sh)
+{
+    struct gw_upstream *up;
+    while ((up = sh->dirty_head) != NULL) {
+        dirty_unlink(sh, up);
+        flush(up);
+    }
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    flush_dirty(h->data);
+}
+
+static void on_flush_prepare(uv_prepare_t *h)
+{
+    flush_dirty(h->data);
+}
+
 /* ---- shared TLS configuration ---- */
 
 static int verify_cb(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
@@ -291,8 +357,16 @@ int gw_upstream_global_init(struct gw_core *core, char *err, size_t errlen)
     mbedtls_x509_crt_init(&sh->ca);
     core->upstream_shared = sh;
     uv_timer_init(core->loop, &sh->kept_timer);
-    sh->kept_timer.data = sh;
-    uv_unref((uv_handle_t *)&sh->kept_timer); /* never what keeps the loop running */
+    uv_check_init(core->loop, &sh->flush_check);
+    uv_prepare_init(core->loop, &sh->flush_prepare);
+    sh->kept_timer.data = sh->flush_check.data = sh->flush_prepare.data = sh;
+    sh->open_handles = 3;
+    uv_check_start(&sh->flush_check, on_flush_check);
+    uv_prepare_start(&sh->flush_prepare, on_flush_prepare);
+    /* None of them is what keeps the loop running: the streams' own handles are. */
+    uv_unref((uv_handle_t *)&sh->kept_timer);
+    uv_unref((uv_handle_t *)&sh->flush_check);
+    uv_unref((uv_handle_t *)&sh->flush_prepare);
     if (mbedtls_ssl_config_defaults(&sh->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
                                     MBEDTLS_SSL_PRESET_DEFAULT) != 0) {
         snprintf(err, errlen, "mbedtls config failed");
@@ -348,7 +422,9 @@ int gw_upstream_global_init(struct gw_core *core, char *err, size_t errlen)
 
 static void shared_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct shared *sh = h->data;
+    if (--sh->open_handles == 0)
+        free(sh);
 }
 
 void gw_upstream_global_free(struct gw_core *core)
@@ -359,8 +435,10 @@ void gw_upstream_global_free(struct gw_core *core)
     mbedtls_ssl_config_free(&sh->conf);
     mbedtls_x509_crt_free(&sh->ca);
     core->upstream_shared = NULL;
-    /* The loop has run dry (every stream is gone): one more turn runs the close callback. */
+    /* The loop has run dry (every stream is gone): one more turn runs the close callbacks. */
     uv_close((uv_handle_t *)&sh->kept_timer, shared_closed);
+    uv_close((uv_handle_t *)&sh->flush_check, shared_closed);
+    uv_close((uv_handle_t *)&sh->flush_prepare, shared_closed);
     uv_run(core->loop, UV_RUN_NOWAIT);
 }
 
@@ -395,6 +473,7 @@ static void on_handle_closed(uv_handle_t *h)
 static void teardown(struct gw_upstream *up)
 {
     unkeep(up);
+    dirty_unlink(up->core->upstream_shared, up);
     if (up->connected) {
         up->connected = false;
         (*up->m->open)--;
@@ -1039,7 +1118,7 @@ int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el)
     }
     if (is_stanza(el))
         (*up->m->stanzas[up->transport][0])++;
-    flush(up);
+    defer_flush(up); /* written before the loop sleeps, with the rest of this iteration's */
     account(up);
     if (up->state != ST_DEAD && up->out.len > up->core->cfg->limit_queue_bytes / 2)
         up->high = true;
