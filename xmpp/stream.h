@@ -59,8 +59,23 @@ void gw_stream_free(struct gw_stream *st);
  * Leading/trailing whitespace is allowed; an XML declaration is allowed; DOCTYPE, comments,
  * processing instructions, a second element or text outside the root are refused.
  * On success *out is the owned root and 0 is returned. On failure returns a negative GW_E*
- * and sets *condition to the RFC 6120 condition name (static string). */
+ * and sets *condition to the RFC 6120 condition name (static string). Makes and frees an expat
+ * parser: front ends that parse a document per message use a gw_xml_doc instead. */
 int gw_xml_parse_document(const char *data, size_t len, const struct gw_xml_limits *limits,
                           struct gw_xml **out, const char **condition);
+
+/* A document parser kept from one document to the next (reset between them, which costs a
+ * fraction of making a new one), for a front end that parses every message it receives. One per
+ * front end, not per connection: a parse runs to completion before the next. A document larger
+ * than 16 KiB frees the parser afterwards, so that one large message leaves no large buffers. */
+struct gw_xml_doc;
+/* Returns an owned, empty document parser (the expat parser is made at the first parse). */
+struct gw_xml_doc *gw_xml_doc_new(void);
+/* NULL is fine. */
+void gw_xml_doc_free(struct gw_xml_doc *doc);
+/* gw_xml_parse_document() on a kept parser: the same rules, results and errors. */
+int gw_xml_doc_parse(struct gw_xml_doc *doc, const char *data, size_t len,
+                     const struct gw_xml_limits *limits, struct gw_xml **out,
+                     const char **condition);
 
 #endif
