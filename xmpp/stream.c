@@ -28,6 +28,10 @@
 
 #define NS_SEP '\x01' /* cannot occur in XML 1.0 text, so names split unambiguously */
 #define SLICE  4096
+/* A kept parser is replaced (released between two stanzas, rebuilt by the next feed) once it
+ * has parsed this many bytes: expat keeps every distinct element, attribute and prefix name it
+ * has seen until the document ends, so a stream that never pauses must not grow it forever. */
+#define RENEW_BYTES (256 * 1024)
 
 struct gw_stream {
     XML_Parser p;
@@ -475,7 +479,7 @@ int gw_stream_feed(struct gw_stream *st, const char *data, size_t len)
         data += used;
         len -= used;
     }
-    if (!st->keep_parser)
+    if (!st->keep_parser || st->fed > RENEW_BYTES)
         release_parser(st);
     return 0;
 }

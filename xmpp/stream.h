@@ -44,7 +44,8 @@ int gw_stream_feed(struct gw_stream *st, const char *data, size_t len);
 void gw_stream_reset(struct gw_stream *st);
 /* By default a stream releases its expat parser (~11 KB) whenever a feed ends between two
  * stanzas, and rebuilds it on the next feed (~3 µs). keep = true keeps it until
- * gw_stream_release(), for an owner that releases on its own idle timer instead. */
+ * gw_stream_release(), for an owner that releases on its own idle timer instead (and, so that
+ * expat's name tables stay bounded, at the first pause between stanzas after 256 KiB). */
 void gw_stream_keep_parser(struct gw_stream *st, bool keep);
 /* Releases the parser now if the stream sits between two stanzas with nothing buffered (a
  * no-op otherwise, and from inside a handler). The next feed rebuilds it. */

@@ -326,6 +326,33 @@ int main(void)
               l.text);
         gw_stream_free(l.st);
 
+        /* A kept parser is still renewed between stanzas once it has parsed 256 KiB (expat's
+         * name tables would otherwise grow with every new name for as long as the stream is
+         * busy), and the stream goes on as if nothing happened. */
+        memset(&l, 0, sizeof l);
+        l.st = gw_stream_new(&limits, &handlers, &l);
+        gw_stream_keep_parser(l.st, true);
+        gw_stream_feed(l.st, root, strlen(root));
+        static char names[8200];
+        bool renewed = false;
+        int fed = 0;
+        for (int i = 0; i < 100 && !renewed; i++) {
+            size_t n = 0;
+            for (int k = 0; k < 500; k++)
+                n += (size_t)snprintf(names + n, sizeof names - n, "<n%d/>", i * 500 + k);
+            gw_stream_feed(l.st, names, n);
+            fed += (int)n;
+            renewed = gw_stream_idle(l.st);
+        }
+        CHECK(renewed && fed > 256 * 1024 && fed < 300 * 1024,
+              "expected a kept parser renewed after 256 KiB, got %s after %d bytes",
+              renewed ? "renewed" : "kept", fed);
+        l.text[0] = '\0';
+        gw_stream_feed(l.st, "<after/>", 8);
+        CHECK(strcmp(l.text, "S(<after/>)") == 0 && !gw_stream_idle(l.st),
+              "expected the stream to go on (parser kept again), got %s", l.text);
+        gw_stream_free(l.st);
+
         /* A reset while released starts a fresh stream. */
         memset(&l, 0, sizeof l);
         l.st = gw_stream_new(&limits, &handlers, &l);
