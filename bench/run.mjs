@@ -149,6 +149,9 @@ async function startMxgw(tag, prosody, redis, sessions) {
     node_id: `bench-${tag}`,
     limit_sessions_per_ip: 10000000,
     limit_sessions: Math.min(10000000, sessions + 1000),
+    // BOSH clients hold two HTTP connections each (hold='1'), all from five source addresses.
+    http_max_connections: Math.min(1000000, 2 * sessions + 1000),
+    http_max_connections_per_ip: Math.min(1000000, 2 * sessions + 1000),
     preauth_timeout: "300s",
     shutdown_timeout: "5s",
     log_level: "warn",
@@ -156,6 +159,11 @@ async function startMxgw(tag, prosody, redis, sessions) {
   };
   if (UPSTREAM_SOURCES) cfg.upstream_source = UPSTREAM_SOURCES;
   if (httpKey) cfg[httpKey] = `127.0.0.1:${httpPort}`;
+  for (const line of MXGW_EXTRA) {
+    const m = /^\s*(\w+)\s*=\s*(.*?)\s*$/.exec(line);
+    if (!m) throw new Error(`--mxgw-config: expected 'key = value', got '${line}'`);
+    cfg[m[1]] = m[2];
+  }
   const confFile = path.join(dir, `mxgw-${tag}.conf`);
   fs.writeFileSync(confFile, Object.entries(cfg).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n");
   const child = new Child("mxgw", MXGW_BIN, ["-c", confFile], {
@@ -269,6 +277,8 @@ const TIMELINE = args.includes("--timeline") ? ["--timeline"] : [];
 // --prosody-config 'lua line': appended to Prosody's global section (experiments only; the
 // published run leaves Prosody at its defaults).
 const PROSODY_EXTRA = opt("prosody-config", "");
+// --mxgw-config 'key = value; key = value': added to (or replacing) the generated mxgw config.
+const MXGW_EXTRA = opt("mxgw-config", "").split(";").map((l) => l.trim()).filter(Boolean);
 const HOLD = opt("hold", "0"); // seconds the driver keeps its sessions after measuring
 const sess = (n) => ["--sessions", String(n), "--settle", QUICK ? "1" : "3", "--hold", HOLD, ...TIMELINE];
 let wsRate = FIXED_RATE;
@@ -295,7 +305,9 @@ let mxgwBosh = "not run";
 // Without a listener key mxgw would serve BOSH on its default port: make sure whatever answers
 // there afterwards is this run's mxgw, not another process.
 const defaultBoshTaken = !httpListenKey() && probeBosh("http://127.0.0.1:5280/http-bind");
-await setup("mxgw-bosh", () => withServers("mxgw-bosh", N, true, async (p, gw) => {
+// mxgw holds three descriptors per BOSH session (two HTTP connections and the upstream).
+const N_BOSH = Math.min(N, Math.floor((FD_LIMIT - 300) / 3));
+await setup("mxgw-bosh", () => withServers("mxgw-bosh", N_BOSH, true, async (p, gw) => {
   if (defaultBoshTaken) {
     mxgwBosh = "not measured: another process already serves http://127.0.0.1:5280/http-bind";
     log(`   mxgw BOSH: ${mxgwBosh}`);
@@ -308,7 +320,7 @@ await setup("mxgw-bosh", () => withServers("mxgw-bosh", N, true, async (p, gw) =
   }
   mxgwBosh = "measured";
   return drive("bosh", gw.boshUrl, { mxgw: gw.child.pid, prosody: p.child.pid, redis: redis.child.pid },
-    [...sess(N), ...satArgs, ...flowArgs(boshRate)]);
+    [...sess(N_BOSH), ...satArgs, ...flowArgs(boshRate)]);
 }));
 if (CAPACITY > N) {
   await setup("capacity", () => withServers("capacity", CAPACITY, true, (p, gw) =>

@@ -266,6 +266,7 @@ static int run(struct app *a)
 
     gw_ws_free(a->ws);
     gw_ws_json_proto_free(&a->protos[1]);
+    gw_ws_xmpp_proto_free(&a->protos[0]);
     gw_registry_free(a->core.reg);
     gw_upstream_global_free(&a->core);
     gw_rand_free(a->core.rand);

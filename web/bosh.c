@@ -424,7 +424,7 @@ static void on_request(void *arg, struct gw_http_req *req)
                                 cfg->limit_xml_attrs < 32 ? 32 : cfg->limit_xml_attrs};
     struct gw_bosh_body body;
     const char *condition = NULL;
-    if (gw_bosh_body_parse(data, len, &lim, &body, &condition) != 0) {
+    if (gw_bosh_body_parse(b->doc, data, len, &lim, &body, &condition) != 0) {
         GW_INFO("bosh.bad_body", "ip=%s condition=%s", gw_http_req_ip(req), condition);
         refuse(b, req, condition, false);
         return;
@@ -460,6 +460,7 @@ static void on_check_closed(uv_handle_t *h)
 {
     struct gw_bosh *b = h->data;
     gw_map_free(b->sessions);
+    gw_xml_doc_free(b->doc);
     free(b);
 }
 
@@ -482,6 +483,7 @@ int gw_bosh_start(struct gw_core *core, struct gw_http *http, struct gw_bosh **o
     b->core = core;
     b->http = http;
     b->sessions = gw_map_new();
+    b->doc = gw_xml_doc_new();
     snprintf(b->path, sizeof b->path, "%s", cfg->bosh_path);
     uv_check_init(core->loop, &b->check);
     b->check.data = b;

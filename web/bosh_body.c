@@ -140,12 +140,14 @@ static int validate(struct gw_bosh_body *b)
     return 0;
 }
 
-int gw_bosh_body_parse(const char *data, size_t len, const struct gw_xml_limits *lim,
-                       struct gw_bosh_body *out, const char **condition)
+int gw_bosh_body_parse(struct gw_xml_doc *doc, const char *data, size_t len,
+                       const struct gw_xml_limits *lim, struct gw_bosh_body *out,
+                       const char **condition)
 {
     memset(out, 0, sizeof *out);
     const char *cond = NULL;
-    int rc = gw_xml_parse_document(data, len, lim, &out->root, &cond);
+    int rc = doc ? gw_xml_doc_parse(doc, data, len, lim, &out->root, &cond)
+                 : gw_xml_parse_document(data, len, lim, &out->root, &cond);
     if (rc != 0) {
         *condition =
             cond && strcmp(cond, "policy-violation") == 0 ? "policy-violation" : "bad-request";

@@ -41,9 +41,11 @@ struct gw_bosh_body {
  * "terminate"), xmpp:restart, and that the wrapper holds no character data. Returns 0 and
  * fills out (release with gw_bosh_body_free), or a negative GW_E* with *condition set to the
  * terminal binding condition to answer: "bad-request", or "policy-violation" when a size,
- * depth or attribute bound was crossed. */
-int gw_bosh_body_parse(const char *data, size_t len, const struct gw_xml_limits *lim,
-                       struct gw_bosh_body *out, const char **condition);
+ * depth or attribute bound was crossed. doc is the front end's kept document parser (borrowed),
+ * or NULL for a parser made for this body alone. */
+int gw_bosh_body_parse(struct gw_xml_doc *doc, const char *data, size_t len,
+                       const struct gw_xml_limits *lim, struct gw_bosh_body *out,
+                       const char **condition);
 void gw_bosh_body_free(struct gw_bosh_body *b);
 
 /* Parses a non-negative decimal integer made of digits only (no sign, space or exponent),

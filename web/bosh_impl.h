@@ -89,6 +89,7 @@ struct gw_bosh {
     size_t count;
     uv_check_t check; /* answers batched at the end of each loop iteration */
     struct bsess *dirty;
+    struct gw_xml_doc *doc; /* parses every request body, kept from one to the next */
     bool stopping;
     char path[128];
     /* metrics */

@@ -641,12 +641,15 @@ void bosh_session_request(struct bsess *s, struct gw_http_req *req, struct gw_bo
         end_and_answer(s, req, "item-not-found");
         goto out;
     }
-    /* §11 and §12: empty requests faster than 'polling'. */
+    /* §11 and §12: empty requests faster than 'polling'. Only the requests held from before
+     * this one count: a later one that overtook it on another connection (waiting, ahead) was
+     * sent after it, when the client did not need to poll. */
     uint64_t now = bosh_now_ms(b);
     bool empty = body->npayloads == 0 && !body->has_pause && !body->terminate && !body->restart;
     if (empty && s->polling_s && now - s->last_new_ms < (uint64_t)s->polling_s * 1000) {
         bool polling_session = s->wait_s == 0 || s->hold == 0;
-        if (polling_session ? s->last_empty_answer : outstanding + 1 >= s->requests) {
+        unsigned before = gw_bosh_window_count(&s->win, GW_BOSH_HELD);
+        if (polling_session ? s->last_empty_answer : before + 1 >= s->requests) {
             GW_INFO("bosh.too_fast", "session=%s", s->sess ? gw_session_id(s->sess) : "-");
             end_and_answer(s, req, "policy-violation");
             goto out;

@@ -343,11 +343,7 @@ static void on_server_ack(void *arg, struct gw_sm_item *it)
 static void on_sm(struct gw_jsess *s, const struct gw_xml *el)
 {
     if (strcmp(el->name, "r") == 0) {
-        s->r_owed = true;
-        if (!s->resumable || s->h_persisted == s->win.h)
-            gw_js_ack_upstream(s);
-        else
-            gw_js_persist(s); /* the store first, then the answer */
+        gw_js_answer_request(s);
     } else if (strcmp(el->name, "a") == 0) {
         const char *hv = gw_xml_attr(el, "h");
         char *e = NULL;

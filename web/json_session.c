@@ -53,6 +53,8 @@ uint64_t gw_js_wall_ms(void)
 
 /* ---- lifetime ---- */
 
+static void owed_unlist(struct gw_jsess *s);
+
 void gw_js_ref(struct gw_jsess *s)
 {
     s->refs++;
@@ -115,6 +117,7 @@ struct gw_jsess *gw_js_new(struct gw_jmod *m, const char *sid)
 void gw_js_finish(struct gw_jsess *s)
 {
     s->phase = GW_JS_ENDED;
+    owed_unlist(s);
     uv_timer_stop(&s->timer);
     gw_login_free(s->login);
     s->login = NULL;
@@ -212,7 +215,50 @@ bool gw_js_after(uint32_t a, uint32_t b) /* a > b, with XEP-0198 wrap-around */
     return a != b && (uint32_t)(a - b) < UINT32_MAX / 2;
 }
 
-/* ---- upstream acks ---- */
+/* ---- upstream acks ----
+ *
+ * The server's <r/> asks how far its stanzas are handled; mxgw's h moves only as the client
+ * acks (or the store takes stanzas), typically every few stanzas, while Prosody by default
+ * asks after every stanza it sends (smacks_max_unacked_stanzas = 0) and asks no more until it
+ * is answered. Answering each <r/> at once with an unchanged h costs the server (and mxgw) an
+ * <r/>, an <a/> and their handling per stanza and tells it nothing. So when there is nothing new
+ * to report, the answer waits for the next progress, or for GW_JS_UP_ACK_DELAY_MS, whichever
+ * comes first: XEP-0198 §4 lets an answer wait for a timeout ("a client with a slow connection
+ * might want to collect many stanzas over a period of time before acking"), and the server
+ * then asks once per client ack (or per delay) rather than once per stanza. Sessions that owe
+ * an answer wait on one list per module, oldest first, under one timer. */
+
+static void owed_unlist(struct gw_jsess *s)
+{
+    if (!s->owed_listed)
+        return;
+    struct gw_jmod *m = s->mod;
+    if (s->owed_prev)
+        s->owed_prev->owed_next = s->owed_next;
+    else
+        m->owed_head = s->owed_next;
+    if (s->owed_next)
+        s->owed_next->owed_prev = s->owed_prev;
+    else
+        m->owed_tail = s->owed_prev;
+    s->owed_prev = s->owed_next = NULL;
+    s->owed_listed = false;
+}
+
+static void on_owed_timer(uv_timer_t *t)
+{
+    struct gw_jmod *m = t->data;
+    uint64_t now = uv_now(t->loop);
+    while (m->owed_head && now - m->owed_head->owed_at >= GW_JS_UP_ACK_DELAY_MS) {
+        struct gw_jsess *s = m->owed_head;
+        owed_unlist(s);
+        gw_js_ack_upstream(s); /* r_owed: the answer goes out even with the same h */
+    }
+    if (m->owed_head) {
+        uint64_t wait = GW_JS_UP_ACK_DELAY_MS - (now - m->owed_head->owed_at);
+        uv_timer_start(t, on_owed_timer, wait > 50 ? wait : 50, 0);
+    }
+}
 
 /* Tells the server how far it may forget its stanzas, when that changed or it asked. */
 void gw_js_ack_upstream(struct gw_jsess *s)
@@ -224,7 +270,35 @@ void gw_js_ack_upstream(struct gw_jsess *s)
         gw_js_xml_sm(s, "a", &h);
         s->h_told = h;
         s->r_owed = false;
+        owed_unlist(s);
     }
+}
+
+void gw_js_answer_request(struct gw_jsess *s)
+{
+    s->r_owed = true;
+    if (s->resumable && s->h_persisted != s->win.h) {
+        gw_js_persist(s); /* the store first, then the answer (persisted() gives it) */
+        return;
+    }
+    if ((s->resumable ? s->h_persisted : s->win.h) != s->h_told) {
+        gw_js_ack_upstream(s);
+        return;
+    }
+    if (s->owed_listed)
+        return;
+    struct gw_jmod *m = s->mod;
+    s->owed_listed = true;
+    s->owed_at = uv_now(s->core->loop);
+    s->owed_prev = m->owed_tail;
+    s->owed_next = NULL;
+    if (m->owed_tail)
+        m->owed_tail->owed_next = s;
+    else
+        m->owed_head = s;
+    m->owed_tail = s;
+    if (!uv_is_active((uv_handle_t *)&m->owed_timer))
+        uv_timer_start(&m->owed_timer, on_owed_timer, GW_JS_UP_ACK_DELAY_MS, 0);
 }
 
 void gw_js_mark_safe(struct gw_jsess *s, uint32_t u)
@@ -603,6 +677,9 @@ struct gw_jmod *gw_jmod_new(struct gw_core *core)
     struct gw_jmod *m = gw_calloc(1, sizeof *m);
     m->core = core;
     m->sessions = gw_map_new();
+    uv_timer_init(core->loop, &m->owed_timer);
+    m->owed_timer.data = m;
+    uv_unref((uv_handle_t *)&m->owed_timer); /* never what keeps the loop running */
     if (core->bus) {
         gw_node_bus_on(core->bus, "handover", gw_jresume_on_handover, m);
         gw_node_bus_on(core->bus, "released", gw_jresume_on_released, m);
@@ -637,11 +714,18 @@ struct gw_jmod *gw_jmod_new(struct gw_core *core)
     return m;
 }
 
+static void owed_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 void gw_jmod_free(struct gw_jmod *m)
 {
     if (!m)
         return;
     gw_jresume_abort_all(m);
     gw_map_free(m->sessions);
-    free(m);
+    /* The loop has run dry: one more turn runs the close callback, which frees m. */
+    uv_close((uv_handle_t *)&m->owed_timer, owed_timer_closed);
+    uv_run(m->core->loop, UV_RUN_NOWAIT);
 }

@@ -22,6 +22,10 @@ struct gw_jmod {
     struct gw_core *core;
     struct gw_map *sessions;    /* sid -> struct gw_jsess: every JSON session this node owns */
     struct gw_jresume *waiting; /* resumes waiting for another node's handover reply */
+    /* sessions owing the server an answer to its <r/>, oldest first, and the one timer that
+     * answers them once they have waited GW_JS_UP_ACK_DELAY_MS (json_session.c) */
+    struct gw_jsess *owed_head, *owed_tail;
+    uv_timer_t owed_timer;
     uint64_t *m_resumed, *m_fresh, *m_resume_failed;
     uint64_t *m_handover_given, *m_handover_taken, *m_overflow, *m_rate_paused;
 };

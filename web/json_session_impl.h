@@ -24,6 +24,10 @@ struct gw_json_push;
 #define GW_JS_UP_R_EVERY       8
 #define GW_JS_UP_PENDING_PAUSE 128
 #define GW_JS_UP_PENDING_MAX   512
+/* Longest wait before the server's <r/> is answered when there is nothing new to report (see
+ * "upstream acks" in json_session.c). Far below what servers tolerate before they act on a
+ * missing answer (Prosody: smacks_max_ack_delay, 30 s; ejabberd: ack_timeout, 60 s). */
+#define GW_JS_UP_ACK_DELAY_MS 1000
 /* Server stanzas between h and the newest. */
 #define GW_JS_WINDOW_MAX 65536
 
@@ -77,6 +81,9 @@ struct gw_jsess {
     struct gw_sm_window win;
     uint32_t h_persisted, h_told;
     bool r_owed;
+    bool owed_listed; /* on the module's list of sessions owing an answer to <r/> */
+    struct gw_jsess *owed_prev, *owed_next;
+    uint64_t owed_at;
     uint32_t cl_out, cl_acked, cl_max;
     bool ceiling_blocked;
     struct gw_js_item *items, *items_tail;
@@ -155,6 +162,9 @@ bool gw_js_plain_allowed(const struct gw_jsess *s);
  * session, persists before the server hears of it; lose_resumability is for a store that fails
  * (the session goes on, its client is told). */
 void gw_js_ack_upstream(struct gw_jsess *s);
+/* The server's <r/> arrived: answered at once if there is progress to report, otherwise with
+ * the next progress or after GW_JS_UP_ACK_DELAY_MS. */
+void gw_js_answer_request(struct gw_jsess *s);
 void gw_js_mark_safe(struct gw_jsess *s, uint32_t u);
 void gw_js_lose_resumability(struct gw_jsess *s, int err);
 void gw_js_check_store(struct gw_jsess *s);

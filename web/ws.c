@@ -4,9 +4,21 @@
  * our uv_loop_t directly. protocols[0] is a guard that owns plain HTTP and upgrades that name
  * none of our subprotocols: it refuses them. A connection reassembles one message at a time
  * into a buffer capped at the stanza limit (refusing with 1009 as soon as a frame header
- * announces more), and queues outbound messages up to the queue cap, writing one message per
- * writable callback. Closing after the queue drains is how a stream error reaches the client
+ * announces more). Closing after the queue drains is how a stream error reaches the client
  * before the close frame.
+ *
+ * Sending. lws's rule is to write from the writable callback, and asking for one costs, with
+ * libuv 1.44 underneath, an epoll_ctl DEL and ADD to arm POLLOUT, a wakeup, and DEL and ADD
+ * again to disarm it: four system calls and a wakeup per message on top of the write. So a
+ * message is written at once when nothing can be out of order or collide with a partial write:
+ * the connection has been serviced by lws at least once (it is established), nothing is queued
+ * before it, lws holds no partly sent data (lws_partial_buffered), the peer has not started
+ * the closing handshake, and permessage-deflate is off (its deflater may need several writable
+ * callbacks for one message). When the socket takes only part of it, lws keeps the rest and
+ * sends it on the next writable event before any callback of ours, as it does for a partial
+ * write from the callback; so at most one message beyond the queue cap sits in lws. Otherwise
+ * messages queue up to the cap and each writable callback writes as many as the socket takes
+ * (until lws holds a partial write); with deflate one per callback, as lws requires.
  *
  * permessage-deflate (RFC 7692), when the config allows it and the client offers it, is lws's
  * own extension with its memory bounded: zlib's memory level is set per connection, and the
@@ -51,8 +63,11 @@ struct gw_ws_conn {
     char *rx;
     size_t rx_len, rx_cap;
     unsigned fragments;
-    bool skipping; /* inside an oversized message the handler chose to skip */
-    bool deflate;  /* permessage-deflate was negotiated */
+    bool skipping;     /* inside an oversized message the handler chose to skip */
+    bool deflate;      /* permessage-deflate was negotiated */
+    bool serviced;     /* lws called us back for it after ESTABLISHED: writing at once is allowed */
+    bool peer_closed;  /* the client started the closing handshake */
+    bool write_failed; /* a write made at once failed: the next writable callback closes */
     struct out_msg *head, *tail;
     struct out_msg *inflight; /* written last; permessage-deflate may still be reading it */
     size_t queued;
@@ -73,8 +88,13 @@ struct gw_ws {
     /* per subprotocol (index in protos), direction 0 from the client, 1 to the client */
     uint64_t *(*m_messages)[2];
     uint64_t *(*m_bytes)[2];
-    int64_t *m_queued; /* bytes queued towards clients, all connections */
+    int64_t *m_queued;      /* bytes queued towards clients, all connections */
+    unsigned char *scratch; /* LWS_PRE bytes of headroom, then a message written at once */
+    size_t scratch_cap;
 };
+
+/* A scratch buffer larger than this is given back after the write. */
+#define SCRATCH_KEEP 16384
 
 /* The transport a subprotocol serves, for metrics labels (a fixed set: our own names). */
 static const char *transport_label(const char *proto)
@@ -236,34 +256,50 @@ static int send_close(struct gw_ws_conn *c)
     return -1;
 }
 
+static void count_out(struct gw_ws_conn *c, size_t len)
+{
+    (*c->ws->m_messages[proto_index(c)][1])++;
+    *c->ws->m_bytes[proto_index(c)][1] += len;
+}
+
+/* Writes the head of the queue; returns false when the connection must close. */
+static bool write_head(struct gw_ws_conn *c)
+{
+    struct out_msg *m = c->head;
+    c->head = m->next;
+    if (!c->head)
+        c->tail = NULL;
+    c->queued -= m->len;
+    *c->ws->m_queued -= (int64_t)m->len;
+    count_out(c, m->len);
+    const struct gw_config *cfg = c->ws->core->cfg;
+    if (c->deflate) /* for the deflater only: see the top of this file */
+        deflate_option(c, "server_max_window_bits", cfg->ws_deflate_window_bits);
+    int n = lws_write(c->wsi, m->data + LWS_PRE, m->len, LWS_WRITE_TEXT);
+    if (c->deflate)
+        deflate_option(c, "server_max_window_bits", 15);
+    bool ok = n >= 0 && (size_t)n >= m->len;
+    if (c->deflate)
+        c->inflight = m;
+    else
+        free(m);
+    return ok;
+}
+
 static int on_writeable(struct gw_ws_conn *c)
 {
+    if (c->write_failed)
+        return -1;
     /* lws's deflater keeps reading a written message after lws_write returns when the socket
      * cannot take all of it, and finishes before it calls us writable again. */
     free(c->inflight);
     c->inflight = NULL;
-    struct out_msg *m = c->head;
-    if (m) {
-        c->head = m->next;
-        if (!c->head)
-            c->tail = NULL;
-        c->queued -= m->len;
-        *c->ws->m_queued -= (int64_t)m->len;
-        (*c->ws->m_messages[proto_index(c)][1])++;
-        *c->ws->m_bytes[proto_index(c)][1] += m->len;
-        const struct gw_config *cfg = c->ws->core->cfg;
-        if (c->deflate) /* for the deflater only: see the top of this file */
-            deflate_option(c, "server_max_window_bits", cfg->ws_deflate_window_bits);
-        int n = lws_write(c->wsi, m->data + LWS_PRE, m->len, LWS_WRITE_TEXT);
-        if (c->deflate)
-            deflate_option(c, "server_max_window_bits", 15);
-        bool ok = n >= 0 && (size_t)n >= m->len;
-        if (c->deflate)
-            c->inflight = m;
-        else
-            free(m);
-        if (!ok)
-            return -1;
+    if (c->head) {
+        /* As many as the socket takes; lws keeps what it could not send of the last one. */
+        do {
+            if (!write_head(c))
+                return -1;
+        } while (c->head && !c->deflate && !lws_partial_buffered(c->wsi));
         if (c->head || c->closing)
             lws_callback_on_writable(c->wsi);
         size_t cap = c->ws->core->cfg->limit_queue_bytes;
@@ -341,11 +377,19 @@ static int proto_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         return 0;
     case LWS_CALLBACK_RECEIVE:
+        if (c)
+            c->serviced = true;
         return c && c->state ? on_receive(c, in, len) : -1;
     case LWS_CALLBACK_SERVER_WRITEABLE:
+        if (c)
+            c->serviced = true;
         if (c && c->state)
             return on_writeable(c);
         return c && c->closing ? send_close(c) : -1;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (c)
+            c->peer_closed = true; /* lws answers it; nothing more is written at once */
+        return 0;
     case LWS_CALLBACK_CLOSED:
         if (c && c->state) {
             void *state = c->state;
@@ -453,7 +497,34 @@ void gw_ws_free(struct gw_ws *ws)
     free(ws->m_messages);
     free(ws->m_bytes);
     free(ws->lws_protos);
+    free(ws->scratch);
     free(ws);
+}
+
+/* Writes a message at once (top of file); GW_ECLOSED if the connection broke. */
+static int write_now(struct gw_ws_conn *c, const char *data, size_t len)
+{
+    struct gw_ws *ws = c->ws;
+    if (ws->scratch_cap < LWS_PRE + len) {
+        ws->scratch = gw_realloc(ws->scratch, LWS_PRE + len);
+        ws->scratch_cap = LWS_PRE + len;
+    }
+    memcpy(ws->scratch + LWS_PRE, data, len);
+    count_out(c, len);
+    int n = lws_write(c->wsi, ws->scratch + LWS_PRE, len, LWS_WRITE_TEXT);
+    if (ws->scratch_cap > SCRATCH_KEEP) {
+        free(ws->scratch);
+        ws->scratch = NULL;
+        ws->scratch_cap = 0;
+    }
+    if (n < 0 || (size_t)n < len) {
+        /* Outside lws's callbacks the connection cannot be closed by returning -1: the
+         * writable callback does it. */
+        c->write_failed = c->closing = true;
+        lws_callback_on_writable(c->wsi);
+        return GW_ECLOSED;
+    }
+    return 0;
 }
 
 int gw_ws_send(struct gw_ws_conn *c, const char *data, size_t len)
@@ -463,6 +534,8 @@ int gw_ws_send(struct gw_ws_conn *c, const char *data, size_t len)
     size_t cap = c->ws->core->cfg->limit_queue_bytes;
     if (c->queued + len > cap)
         return GW_ELIMIT;
+    if (c->serviced && !c->head && !c->deflate && !c->peer_closed && !lws_partial_buffered(c->wsi))
+        return write_now(c, data, len);
     struct out_msg *m = gw_malloc(sizeof *m + LWS_PRE + len);
     m->next = NULL;
     m->len = len;

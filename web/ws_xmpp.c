@@ -18,7 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* What all connections share: one document parser for every client message (they are parsed
+ * one at a time), kept between messages instead of made and freed for each. */
+struct xws_mod {
+    struct gw_core *core;
+    struct gw_xml_doc *doc;
+};
+
 struct xws {
+    struct xws_mod *mod;
     struct gw_core *core;
     struct gw_ws_conn *conn; /* NULL once the socket is gone */
     struct gw_session *sess;
@@ -188,7 +196,7 @@ static void on_message(void *state, const char *data, size_t len)
                                    cfg->limit_xml_attrs};
     struct gw_xml *el = NULL;
     const char *condition = NULL;
-    if (gw_xml_parse_document(data, len, &limits, &el, &condition) != 0) {
+    if (gw_xml_doc_parse(x->mod->doc, data, len, &limits, &el, &condition) != 0) {
         end_stream(x, condition ? condition : "not-well-formed", NULL,
                    strcmp(condition ? condition : "", "policy-violation") == 0
                        ? GW_WS_CLOSE_TOO_BIG
@@ -262,8 +270,10 @@ static const struct gw_session_ops session_ops = {on_shutdown};
 
 static void *on_open(void *arg, struct gw_ws_conn *conn)
 {
-    struct gw_core *core = arg;
+    struct xws_mod *mod = arg;
+    struct gw_core *core = mod->core;
     struct xws *x = gw_calloc(1, sizeof *x);
+    x->mod = mod;
     x->core = core;
     x->conn = conn;
     int rc =
@@ -289,5 +299,18 @@ void gw_ws_xmpp_proto(struct gw_core *core, struct gw_ws_proto *proto)
     proto->message = on_message;
     proto->drained = on_drained;
     proto->closed = on_closed;
-    proto->arg = core;
+    struct xws_mod *mod = gw_calloc(1, sizeof *mod);
+    mod->core = core;
+    mod->doc = gw_xml_doc_new();
+    proto->arg = mod;
+}
+
+void gw_ws_xmpp_proto_free(struct gw_ws_proto *proto)
+{
+    struct xws_mod *mod = proto->arg;
+    if (!mod)
+        return;
+    gw_xml_doc_free(mod->doc);
+    free(mod);
+    proto->arg = NULL;
 }

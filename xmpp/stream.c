@@ -28,6 +28,10 @@
 
 #define NS_SEP '\x01' /* cannot occur in XML 1.0 text, so names split unambiguously */
 #define SLICE  4096
+/* A kept parser is replaced (released between two stanzas, rebuilt by the next feed) once it
+ * has parsed this many bytes: expat keeps every distinct element, attribute and prefix name it
+ * has seen until the document ends, so a stream that never pauses must not grow it forever. */
+#define RENEW_BYTES (256 * 1024)
 
 struct gw_stream {
     XML_Parser p;
@@ -475,7 +479,7 @@ int gw_stream_feed(struct gw_stream *st, const char *data, size_t len)
         data += used;
         len -= used;
     }
-    if (!st->keep_parser)
+    if (!st->keep_parser || st->fed > RENEW_BYTES)
         release_parser(st);
     return 0;
 }
@@ -520,19 +524,10 @@ void gw_stream_free(struct gw_stream *st)
     destroy(st);
 }
 
-int gw_xml_parse_document(const char *data, size_t len, const struct gw_xml_limits *limits,
-                          struct gw_xml **out, const char **condition)
+/* Parses one document with st (in document mode, fresh or reset). */
+static int parse_document(struct gw_stream *st, const char *data, size_t len, struct gw_xml **out,
+                          const char **condition)
 {
-    *out = NULL;
-    *condition = NULL;
-    if (len > limits->max_stanza) {
-        *condition = "policy-violation";
-        return GW_ELIMIT;
-    }
-    struct gw_xml_limits lim = *limits;
-    lim.max_stanza = (size_t)-1; /* the whole document was bounded above */
-    struct gw_stream *st = gw_stream_new(&lim, NULL, NULL);
-    st->document = true;
     int rc = 0;
     size_t used;
     while (len > 0 && rc == 0) {
@@ -553,6 +548,83 @@ int gw_xml_parse_document(const char *data, size_t len, const struct gw_xml_limi
     } else {
         *condition = st->cond ? st->cond : "not-well-formed";
     }
+    return rc;
+}
+
+/* The whole document is bounded before parsing, so the running stanza check is off. */
+static struct gw_xml_limits document_limits(const struct gw_xml_limits *limits)
+{
+    struct gw_xml_limits lim = *limits;
+    lim.max_stanza = (size_t)-1;
+    return lim;
+}
+
+int gw_xml_parse_document(const char *data, size_t len, const struct gw_xml_limits *limits,
+                          struct gw_xml **out, const char **condition)
+{
+    *out = NULL;
+    *condition = NULL;
+    if (len > limits->max_stanza) {
+        *condition = "policy-violation";
+        return GW_ELIMIT;
+    }
+    struct gw_xml_limits lim = document_limits(limits);
+    struct gw_stream *st = gw_stream_new(&lim, NULL, NULL);
+    st->document = true;
+    int rc = parse_document(st, data, len, out, condition);
     destroy(st);
+    return rc;
+}
+
+#define DOC_KEEP_BYTES 16384
+
+struct gw_xml_doc {
+    struct gw_stream *st; /* NULL until the first parse, and after a large document */
+};
+
+struct gw_xml_doc *gw_xml_doc_new(void)
+{
+    return gw_calloc(1, sizeof(struct gw_xml_doc));
+}
+
+void gw_xml_doc_free(struct gw_xml_doc *doc)
+{
+    if (!doc)
+        return;
+    if (doc->st)
+        destroy(doc->st);
+    free(doc);
+}
+
+int gw_xml_doc_parse(struct gw_xml_doc *doc, const char *data, size_t len,
+                     const struct gw_xml_limits *limits, struct gw_xml **out,
+                     const char **condition)
+{
+    *out = NULL;
+    *condition = NULL;
+    if (len > limits->max_stanza) {
+        *condition = "policy-violation";
+        return GW_ELIMIT;
+    }
+    struct gw_xml_limits lim = document_limits(limits);
+    if (doc->st) {
+        /* XML_ParserReset keeps expat's allocations but none of the last document's state:
+         * no tree, no error, no declarations (the stream's own hash salt is set again). */
+        doc->st->lim = lim;
+        do_reset(doc->st);
+    } else {
+        doc->st = gw_stream_new(&lim, NULL, NULL);
+        doc->st->document = true;
+    }
+    int rc = parse_document(doc->st, data, len, out, condition);
+    if (rc) { /* what a failed document left: a partial tree, or a root before trailing junk */
+        clear_tree(doc->st);
+        gw_xml_free(doc->st->result);
+        doc->st->result = NULL;
+    }
+    if (len > DOC_KEEP_BYTES) {
+        destroy(doc->st);
+        doc->st = NULL;
+    }
     return rc;
 }

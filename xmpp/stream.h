@@ -44,7 +44,8 @@ int gw_stream_feed(struct gw_stream *st, const char *data, size_t len);
 void gw_stream_reset(struct gw_stream *st);
 /* By default a stream releases its expat parser (~11 KB) whenever a feed ends between two
  * stanzas, and rebuilds it on the next feed (~3 µs). keep = true keeps it until
- * gw_stream_release(), for an owner that releases on its own idle timer instead. */
+ * gw_stream_release(), for an owner that releases on its own idle timer instead (and, so that
+ * expat's name tables stay bounded, at the first pause between stanzas after 256 KiB). */
 void gw_stream_keep_parser(struct gw_stream *st, bool keep);
 /* Releases the parser now if the stream sits between two stanzas with nothing buffered (a
  * no-op otherwise, and from inside a handler). The next feed rebuilds it. */
@@ -59,8 +60,23 @@ void gw_stream_free(struct gw_stream *st);
  * Leading/trailing whitespace is allowed; an XML declaration is allowed; DOCTYPE, comments,
  * processing instructions, a second element or text outside the root are refused.
  * On success *out is the owned root and 0 is returned. On failure returns a negative GW_E*
- * and sets *condition to the RFC 6120 condition name (static string). */
+ * and sets *condition to the RFC 6120 condition name (static string). Makes and frees an expat
+ * parser: front ends that parse a document per message use a gw_xml_doc instead. */
 int gw_xml_parse_document(const char *data, size_t len, const struct gw_xml_limits *limits,
                           struct gw_xml **out, const char **condition);
+
+/* A document parser kept from one document to the next (reset between them, which costs a
+ * fraction of making a new one), for a front end that parses every message it receives. One per
+ * front end, not per connection: a parse runs to completion before the next. A document larger
+ * than 16 KiB frees the parser afterwards, so that one large message leaves no large buffers. */
+struct gw_xml_doc;
+/* Returns an owned, empty document parser (the expat parser is made at the first parse). */
+struct gw_xml_doc *gw_xml_doc_new(void);
+/* NULL is fine. */
+void gw_xml_doc_free(struct gw_xml_doc *doc);
+/* gw_xml_parse_document() on a kept parser: the same rules, results and errors. */
+int gw_xml_doc_parse(struct gw_xml_doc *doc, const char *data, size_t len,
+                     const struct gw_xml_limits *limits, struct gw_xml **out,
+                     const char **condition);
 
 #endif

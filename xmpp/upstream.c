@@ -3,10 +3,11 @@
  * States: resolving/connecting → header sent → (STARTTLS: starttls sent → TLS handshake →
  * header sent again) → open. The client never sees the pre-TLS stream: its header is held back
  * and its features consumed, so open() and stanza() see the post-TLS stream only. Plain bytes
- * queue in one capped buffer and are written (through mbedTLS once TLS is up) as soon as the
- * socket takes them; the writable watcher is armed only after a short write. Reads drain both
- * the socket and mbedTLS's own buffer before the loop sleeps. The object is freed only once its
- * libuv handles have closed, so a handler may free it at any time. */
+ * queue in one capped buffer and are written (through mbedTLS once TLS is up) once per loop
+ * iteration, before the loop sleeps; the writable watcher is armed only after a short write.
+ * Reads take what the socket and mbedTLS's own buffer hold before the loop sleeps. Busy streams
+ * keep their parser; idle ones do not. The object is freed only once its libuv handles have
+ * closed, so a handler may free it at any time. */
 #include "xmpp/upstream.h"
 
 #include "gateway/err.h"
@@ -34,6 +35,13 @@
 #define READ_CHUNK     4096
 #define READ_BUDGET    (64 * 1024) /* bytes read per wakeup, so one stream cannot hog the loop */
 #define CLOSE_GRACE_MS 2000
+/* A stream that parses this many elements with no pause of PARSER_IDLE_MS keeps its expat
+ * parser until it has been PARSER_IDLE_MS without a read (see "busy streams keep their parser"
+ * below). More than a login takes, so that logins do not count. */
+#define PARSER_BUSY_ELEMENTS 16
+#define PARSER_IDLE_MS       1000
+/* The timer that releases idle parsers wakes at most this often. */
+#define PARSER_SWEEP_MIN_MS 100
 
 /* Series indexed by transport (GW_TRANSPORT_COUNT: "unknown") and direction (0 sent to the
  * server, 1 received from it). */
@@ -54,6 +62,16 @@ struct shared {
     struct sockaddr_storage src[MAX_SOURCES]; /* upstream_source, parsed once */
     socklen_t src_len[MAX_SOURCES];
     unsigned nsrc, next_src;
+    /* Streams keeping their parser, least recently read first, and the one timer that
+     * releases the parsers of those that went idle (it runs only while the list is not
+     * empty). */
+    struct gw_upstream *kept_head, *kept_tail;
+    uv_timer_t kept_timer;
+    /* Streams written to in this loop iteration, flushed once before the loop sleeps. */
+    struct gw_upstream *dirty_head;
+    uv_check_t flush_check;     /* after the I/O callbacks of an iteration */
+    uv_prepare_t flush_prepare; /* after timers and the rest, right before polling */
+    unsigned open_handles;
 };
 
 enum state {
@@ -95,6 +113,14 @@ struct gw_upstream {
     unsigned transport; /* GW_TRANSPORT_COUNT: not labelled */
     bool connected;     /* counted in m->open */
     size_t accounted;   /* out.len as last added to m->queued */
+    /* busy streams: on the shared kept list, in the order of their last read */
+    struct gw_upstream *kept_prev, *kept_next;
+    bool kept;
+    unsigned burst;   /* elements parsed since the stream was last idle for PARSER_IDLE_MS */
+    uint64_t read_ms; /* loop time of the last read */
+    /* on the shared list of streams to flush at the end of this iteration */
+    struct gw_upstream *dirty_prev, *dirty_next;
+    bool dirty;
 };
 
 /* Brings the queued-bytes gauge up to date with this stream's queue. */
@@ -112,6 +138,156 @@ static bool is_stanza(const struct gw_xml *el)
 
 static void on_io(uv_poll_t *h, int status, int events);
 static void flush(struct gw_upstream *up);
+
+/* ---- busy streams keep their parser ----
+ *
+ * An expat parser holds about 11 KB once it has parsed a stream header, more than the rest of
+ * an idle session, so by default a stream frees it whenever a read ends between two stanzas and
+ * builds a new one on the next read (xmpp/stream.c). That rebuild costs about 25,000
+ * instructions, paid on every stanza of a busy stream. So a stream that parses
+ * PARSER_BUSY_ELEMENTS elements without a pause of PARSER_IDLE_MS is busy and keeps its parser.
+ * Logins take fewer elements than that: keeping parsers through a burst of logins would leave
+ * the heap fragmented (resident memory) once they are freed. Busy streams sit on one list per
+ * process in the order of their last read (moved to the tail at each read: O(1)), and one timer
+ * releases the parsers at the head of the list once they have gone PARSER_IDLE_MS without a
+ * read. A sweep touches only the streams that went idle, and the timer runs only while some
+ * stream keeps a parser. Idle sessions still hold no parser. */
+
+static void kept_unlink(struct shared *sh, struct gw_upstream *up)
+{
+    if (up->kept_prev)
+        up->kept_prev->kept_next = up->kept_next;
+    else
+        sh->kept_head = up->kept_next;
+    if (up->kept_next)
+        up->kept_next->kept_prev = up->kept_prev;
+    else
+        sh->kept_tail = up->kept_prev;
+    up->kept_prev = up->kept_next = NULL;
+}
+
+static void kept_append(struct shared *sh, struct gw_upstream *up)
+{
+    up->kept_prev = sh->kept_tail;
+    up->kept_next = NULL;
+    if (sh->kept_tail)
+        sh->kept_tail->kept_next = up;
+    else
+        sh->kept_head = up;
+    sh->kept_tail = up;
+}
+
+/* The stream goes back to releasing its parser after each read (now, if it is between two
+ * stanzas). */
+static void unkeep(struct gw_upstream *up)
+{
+    if (!up->kept)
+        return;
+    kept_unlink(up->core->upstream_shared, up);
+    up->kept = false;
+    if (up->parser) {
+        gw_stream_keep_parser(up->parser, false);
+        gw_stream_release(up->parser);
+    }
+}
+
+static void on_kept_timer(uv_timer_t *t)
+{
+    struct shared *sh = t->data;
+    uint64_t now = uv_now(t->loop);
+    while (sh->kept_head && now - sh->kept_head->read_ms >= PARSER_IDLE_MS)
+        unkeep(sh->kept_head);
+    if (sh->kept_head) {
+        uint64_t wait = PARSER_IDLE_MS - (now - sh->kept_head->read_ms);
+        uv_timer_start(t, on_kept_timer, wait > PARSER_SWEEP_MIN_MS ? wait : PARSER_SWEEP_MIN_MS,
+                       0);
+    }
+}
+
+/* Called before each read. */
+static void note_read(struct gw_upstream *up)
+{
+    uint64_t now = uv_now(up->core->loop);
+    if (up->kept) {
+        struct shared *sh = up->core->upstream_shared;
+        kept_unlink(sh, up);
+        kept_append(sh, up);
+    } else if (now - up->read_ms >= PARSER_IDLE_MS) {
+        up->burst = 0;
+    }
+    up->read_ms = now;
+}
+
+/* Called for each element parsed: the stream keeps its parser once it is busy (from inside the
+ * feed, so the parser is not released at its end). */
+static void note_element(struct gw_upstream *up)
+{
+    if (up->kept || ++up->burst < PARSER_BUSY_ELEMENTS || !up->parser)
+        return;
+    struct shared *sh = up->core->upstream_shared;
+    up->kept = true;
+    gw_stream_keep_parser(up->parser, true);
+    kept_append(sh, up);
+    if (!uv_is_active((uv_handle_t *)&sh->kept_timer))
+        uv_timer_start(&sh->kept_timer, on_kept_timer, PARSER_IDLE_MS, 0);
+}
+
+/* ---- one write per stream and loop iteration ----
+ *
+ * Elements sent during an iteration (a client's stanza, the <r/> that follows it, the <a/>
+ * answering the server's <r/>) are appended to the stream's queue, and the stream goes on a
+ * list of streams to flush; a uv_check (after the I/O callbacks) and a uv_prepare (after timers
+ * and the rest, right before the loop polls) write each listed stream once. So whatever one
+ * iteration produced for a stream leaves in one send(), and nothing waits while the loop
+ * sleeps. A stream whose socket is full is not listed: its writable watcher flushes it. */
+
+static void dirty_unlink(struct shared *sh, struct gw_upstream *up)
+{
+    if (!up->dirty)
+        return;
+    if (up->dirty_prev)
+        up->dirty_prev->dirty_next = up->dirty_next;
+    else
+        sh->dirty_head = up->dirty_next;
+    if (up->dirty_next)
+        up->dirty_next->dirty_prev = up->dirty_prev;
+    up->dirty_prev = up->dirty_next = NULL;
+    up->dirty = false;
+}
+
+static void defer_flush(struct gw_upstream *up)
+{
+    struct shared *sh = up->core->upstream_shared;
+    if (up->dirty || up->write_blocked)
+        return;
+    up->dirty = true;
+    up->dirty_prev = NULL;
+    up->dirty_next = sh->dirty_head;
+    if (sh->dirty_head)
+        sh->dirty_head->dirty_prev = up;
+    sh->dirty_head = up;
+}
+
+/* Handlers that flush may send again (drained) or end streams: each is taken off the list
+ * before its flush. */
+static void flush_dirty(struct shared *sh)
+{
+    struct gw_upstream *up;
+    while ((up = sh->dirty_head) != NULL) {
+        dirty_unlink(sh, up);
+        flush(up);
+    }
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    flush_dirty(h->data);
+}
+
+static void on_flush_prepare(uv_prepare_t *h)
+{
+    flush_dirty(h->data);
+}
 
 /* ---- shared TLS configuration ---- */
 
@@ -180,6 +356,17 @@ int gw_upstream_global_init(struct gw_core *core, char *err, size_t errlen)
     mbedtls_ssl_config_init(&sh->conf);
     mbedtls_x509_crt_init(&sh->ca);
     core->upstream_shared = sh;
+    uv_timer_init(core->loop, &sh->kept_timer);
+    uv_check_init(core->loop, &sh->flush_check);
+    uv_prepare_init(core->loop, &sh->flush_prepare);
+    sh->kept_timer.data = sh->flush_check.data = sh->flush_prepare.data = sh;
+    sh->open_handles = 3;
+    uv_check_start(&sh->flush_check, on_flush_check);
+    uv_prepare_start(&sh->flush_prepare, on_flush_prepare);
+    /* None of them is what keeps the loop running: the streams' own handles are. */
+    uv_unref((uv_handle_t *)&sh->kept_timer);
+    uv_unref((uv_handle_t *)&sh->flush_check);
+    uv_unref((uv_handle_t *)&sh->flush_prepare);
     if (mbedtls_ssl_config_defaults(&sh->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
                                     MBEDTLS_SSL_PRESET_DEFAULT) != 0) {
         snprintf(err, errlen, "mbedtls config failed");
@@ -233,6 +420,13 @@ int gw_upstream_global_init(struct gw_core *core, char *err, size_t errlen)
     return 0;
 }
 
+static void shared_closed(uv_handle_t *h)
+{
+    struct shared *sh = h->data;
+    if (--sh->open_handles == 0)
+        free(sh);
+}
+
 void gw_upstream_global_free(struct gw_core *core)
 {
     struct shared *sh = core->upstream_shared;
@@ -240,8 +434,12 @@ void gw_upstream_global_free(struct gw_core *core)
         return;
     mbedtls_ssl_config_free(&sh->conf);
     mbedtls_x509_crt_free(&sh->ca);
-    free(sh);
     core->upstream_shared = NULL;
+    /* The loop has run dry (every stream is gone): one more turn runs the close callbacks. */
+    uv_close((uv_handle_t *)&sh->kept_timer, shared_closed);
+    uv_close((uv_handle_t *)&sh->flush_check, shared_closed);
+    uv_close((uv_handle_t *)&sh->flush_prepare, shared_closed);
+    uv_run(core->loop, UV_RUN_NOWAIT);
 }
 
 /* ---- lifecycle ---- */
@@ -274,6 +472,8 @@ static void on_handle_closed(uv_handle_t *h)
 /* Closes the socket and handles; the memory goes once libuv is done with the handles. */
 static void teardown(struct gw_upstream *up)
 {
+    unkeep(up);
+    dirty_unlink(up->core->upstream_shared, up);
     if (up->connected) {
         up->connected = false;
         (*up->m->open)--;
@@ -538,6 +738,7 @@ static const char *stream_error_condition(const struct gw_xml *err)
 static void p_stanza(void *arg, struct gw_xml *el)
 {
     struct gw_upstream *up = arg;
+    note_element(up);
     if (gw_xml_is(el, GW_NS_STREAM, "error")) {
         finish(up, GW_EPROTO, stream_error_condition(el), el);
         gw_xml_free(el);
@@ -623,7 +824,9 @@ static struct gw_stream *new_parser(struct gw_upstream *up)
     const struct gw_config *cfg = up->core->cfg;
     struct gw_xml_limits lim = {cfg->limit_stanza_bytes, cfg->limit_xml_depth,
                                 cfg->limit_xml_attrs};
-    return gw_stream_new(&lim, &parser_handlers, up);
+    struct gw_stream *p = gw_stream_new(&lim, &parser_handlers, up);
+    gw_stream_keep_parser(p, up->kept);
+    return p;
 }
 
 /* ---- reading ---- */
@@ -640,10 +843,17 @@ static void on_eof(struct gw_upstream *up)
 
 static void on_timeout(uv_timer_t *t);
 
+/* Reads what the socket holds, within READ_BUDGET. libuv's epoll watchers are level-triggered,
+ * so reading stops as soon as a read shows the socket empty, rather than reading again until it
+ * says EAGAIN (one system call in three, for a stanza at a time): a read shorter than the
+ * buffer, or, with TLS, a record consumed with nothing more in mbedTLS's buffers (it reads no
+ * further ahead on the socket than the record it is on). If more arrived meanwhile, the socket
+ * is still readable and the loop comes back. */
 static void do_read(struct gw_upstream *up)
 {
     char buf[READ_CHUNK];
     size_t budget = READ_BUDGET;
+    note_read(up);
     while (budget > 0 &&
            (up->state == ST_STREAM || up->state == ST_STARTTLS || up->state == ST_CLOSING)) {
         if (up->paused && up->state == ST_STREAM)
@@ -683,6 +893,10 @@ static void do_read(struct gw_upstream *up)
         gw_stream_feed(up->parser, buf, (size_t)n);
         if (up->state == ST_HANDSHAKE) /* <proceed/> arrived: the rest is TLS */
             return;
+        if (up->ssl ? up->state != ST_DEAD && mbedtls_ssl_get_bytes_avail(up->ssl) == 0 &&
+                          !mbedtls_ssl_check_pending(up->ssl)
+                    : (size_t)n < sizeof buf)
+            return; /* the socket is empty (top of function) */
     }
     /* Budget spent with data possibly left in mbedTLS's buffer: come back next iteration
      * instead of sleeping on a socket that may have nothing more to say. */
@@ -904,7 +1118,7 @@ int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el)
     }
     if (is_stanza(el))
         (*up->m->stanzas[up->transport][0])++;
-    flush(up);
+    defer_flush(up); /* written before the loop sleeps, with the rest of this iteration's */
     account(up);
     if (up->state != ST_DEAD && up->out.len > up->core->cfg->limit_queue_bytes / 2)
         up->high = true;

@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct gw_xml_limits lim = {65536, 33, 32};
     struct gw_bosh_body b;
     const char *cond = NULL;
-    if (gw_bosh_body_parse((const char *)data, size, &lim, &b, &cond) != 0) {
+    if (gw_bosh_body_parse(NULL, (const char *)data, size, &lim, &b, &cond) != 0) {
         if (!cond || (strcmp(cond, "bad-request") != 0 && strcmp(cond, "policy-violation") != 0))
             abort();
         return 0;

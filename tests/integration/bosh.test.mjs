@@ -134,6 +134,36 @@ test("out-of-order requests reach the server in rid order, and the session goes 
     await raw.terminate();
   }));
 
+test("an empty request overtaken by the next one on the other connection is not a poll too fast",
+  { timeout: 60000 }, guarded(() => env, async () => {
+    // A client with nothing held sends an empty request and, right after, one with a stanza
+    // on its second connection; the second arrives first. When the empty one arrives, mxgw holds
+    // only a request the client sent after it: the client was not polling too fast (XEP-0124
+    // §12 counts what it held before), so the session must go on.
+    const tooFast = () => gw.log().split("event=bosh.too_fast").length;
+    const refusedBefore = tooFast();
+    const raw = new RawBosh(gw.boshUrl);
+    const jid = await raw.login("alice", USERS.alice);
+    const sent = tag("overtaking");
+    const r = raw.rid;
+    raw.rid += 2;
+    const later = raw.request(`<message xmlns="${NS.client}" to="${bob.jid}" type="chat">` +
+      `<body>${sent}</body></message>`, { rid: r + 1 });
+    await waitUntil(() => gw.log().includes(`event=bosh.ahead rid=${r + 1} `),
+      { what: "mxgw to hold the later request" });
+    const empty = await raw.request("", { rid: r }); // answered when rid+1 is taken (hold=1)
+    assert.equal(terminalCondition(empty.el), undefined, empty.text);
+    const got = await bob.waitFor((s) => s.is("message") && s.getChildText("body") === sent);
+    assert.equal(got.attrs.from, jid);
+    const back = tag("answer");
+    await bob.send(xml("message", { to: jid, type: "chat" }, xml("body", {}, back)));
+    const l = await later; // held until bob's message came for it
+    assert.equal(terminalCondition(l.el), undefined, l.text);
+    assert.ok(payloads(l.el).some((e) => e.is("message") && e.getChildText("body") === back), l.text);
+    assert.equal(tooFast(), refusedBefore, "no request was refused as too fast");
+    await raw.terminate();
+  }));
+
 test("a repeated rid is answered with the buffered response, and its payload is not sent twice",
   { timeout: 60000 }, guarded(() => env, async () => {
     const raw = new RawBosh(gw.boshUrl);

@@ -125,6 +125,47 @@ test("every WebSocket message carries exactly one element; <close/> is answered 
     }
   }));
 
+test("a client that stops reading gets every stanza, in order, once it reads again",
+  { timeout: 120000, ...viaGateway }, guarded(() => env, async () => {
+    // mxgw writes a stanza at once while the client's socket takes it; once the socket is
+    // full, lws keeps the part it could not send and later stanzas wait in mxgw's queue (and
+    // past half of it mxgw stops reading the server). None may be lost or reordered.
+    const bob = await env.login({ service: env.prosody.tcpService, username: "bob", password: USERS.bob });
+    const c = await RawWs.connect(gw.wsUrl);
+    const queued = async () => {
+      const r = await fetch(`${gw.httpUrl}/metrics`);
+      const m = /^mxgw_queue_bytes\{queue="ws"\} (\d+)/m.exec(await r.text());
+      return m ? Number(m[1]) : NaN;
+    };
+    try {
+      const jid = await c.login("alice", USERS.alice);
+      c.ws._socket.pause(); // alice stops reading (TCP)
+      const pad = "x".repeat(16000);
+      const bodies = [];
+      for (let i = 0; i < 300; i++) {
+        bodies.push(`slow ${i} ${pad}`);
+        await bob.send(xml("message", { to: jid, type: "chat" }, xml("body", {}, bodies[i])));
+      }
+      await waitUntil(async () => (await queued()) > 0,
+        { timeoutMs: 60000, what: "mxgw to queue for the client that does not read" });
+      c.ws._socket.resume();
+      const got = [];
+      while (got.length < bodies.length) {
+        const el = tryParse(await c.nextText(30000));
+        if (el?.is("message")) got.push(el.getChildText("body"));
+      }
+      assert.equal(got.length, bodies.length);
+      assert.ok(got.every((b, i) => b === bodies[i]), "every stanza arrives once, in order");
+      await waitUntil(async () => (await queued()) === 0, { timeoutMs: 10000, what: "the queue to drain" });
+      c.send(`<close xmlns="${NS.framing}"/>`);
+      const { code } = await c.waitClose();
+      assert.notEqual(code, 1006, "the stream ends cleanly");
+    } finally {
+      c.close();
+      await bob.stop();
+    }
+  }));
+
 test("the Redis session record follows the session: created, bound with the JID, deleted on close",
   { timeout: 30000, ...viaGateway }, guarded(() => env, async () => {
     const redis = env.redis;

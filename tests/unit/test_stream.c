@@ -125,9 +125,75 @@ static const struct stream_case cases[] = {
      "O(stream)E(policy-violation)"},
 };
 
+/* Serialized tree, or the condition, of one document parse: what reuse must not change. */
+static void doc_result(int rc, struct gw_xml *el, const char *cond, char *out, size_t cap)
+{
+    if (rc != 0) {
+        snprintf(out, cap, "%d %s", rc, cond ? cond : "(null)");
+        return;
+    }
+    struct gw_buf b;
+    gw_buf_init(&b, 0);
+    gw_xml_serialize(&b, el, NULL);
+    snprintf(out, cap, "0 %.*s", (int)b.len, b.data);
+    gw_buf_free(&b);
+}
+
+/* A kept document parser (gw_xml_doc) gives what a fresh one gives, whatever came before it:
+ * nothing of a document (namespace bindings, a refusal, a partial tree, a large buffer) leaks
+ * into the next. Every document is parsed after every other one. */
+static void test_doc_reuse(void)
+{
+    static char big[20000];
+    memset(big, ' ', sizeof big - 1);
+    memcpy(big, "<big xmlns='urn:b'>", 19);
+    memcpy(big + sizeof big - 7, "</big>", 6);
+    const char *docs[] = {
+        "<p:a xmlns:p='urn:p' xmlns='urn:d'><p:b x='1'/><c>t&amp;</c></p:a>",
+        "<p:a/>", /* p is not bound here, whatever the last document said */
+        "<a xmlns='urn:q'><b/></a>",
+        "<b/>", /* no default namespace left over either */
+        "<!DOCTYPE a [<!ENTITY e 'x'>]><a>&e;</a>",
+        "<a>&e;</a>", /* nor an entity */
+        "<a><b><c><d><e><f><g><h><i/></h></g></f></e></d></c></b></a>",
+        "<a><b>", /* a partial tree */
+        "<a/><b/>",
+        "<a/>text",
+        big,
+        "<?xml version='1.0'?><a xml:lang='en'>\xc3\xa9</a>",
+        "<a x='1' x='2'/>",
+        "",
+    };
+    struct gw_xml_limits lim = {65536, 8, 16};
+    struct gw_xml_doc *doc = gw_xml_doc_new();
+    size_t n = sizeof docs / sizeof docs[0];
+    for (size_t before = 0; before < n; before++)
+        for (size_t i = 0; i < n; i++) {
+            struct gw_xml *el = NULL;
+            const char *cond = NULL;
+            char want[512], got[512];
+            int rc = gw_xml_parse_document(docs[i], strlen(docs[i]), &lim, &el, &cond);
+            doc_result(rc, el, cond, want, sizeof want);
+            gw_xml_free(el);
+            el = NULL;
+            cond = NULL;
+            rc = gw_xml_doc_parse(doc, docs[before], strlen(docs[before]), &lim, &el, &cond);
+            gw_xml_free(el);
+            el = NULL;
+            cond = NULL;
+            rc = gw_xml_doc_parse(doc, docs[i], strlen(docs[i]), &lim, &el, &cond);
+            doc_result(rc, el, cond, got, sizeof got);
+            gw_xml_free(el);
+            CHECK(strcmp(want, got) == 0, "document %zu after %zu: expected %.80s got %.80s", i,
+                  before, want, got);
+        }
+    gw_xml_doc_free(doc);
+}
+
 int main(void)
 {
     struct log l, one;
+    test_doc_reuse();
     /* Every case gives the same events whatever the chunking. */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run(&l, cases[i].input, 1 << 20);
@@ -258,6 +324,33 @@ int main(void)
         gw_stream_feed(l.st, "<c/>", 4);
         CHECK(strcmp(l.text, "O(stream)S(<a/>)S(<b/>)S(<c/>)") == 0, "expected a b c, got %s",
               l.text);
+        gw_stream_free(l.st);
+
+        /* A kept parser is still renewed between stanzas once it has parsed 256 KiB (expat's
+         * name tables would otherwise grow with every new name for as long as the stream is
+         * busy), and the stream goes on as if nothing happened. */
+        memset(&l, 0, sizeof l);
+        l.st = gw_stream_new(&limits, &handlers, &l);
+        gw_stream_keep_parser(l.st, true);
+        gw_stream_feed(l.st, root, strlen(root));
+        static char names[8200];
+        bool renewed = false;
+        int fed = 0;
+        for (int i = 0; i < 100 && !renewed; i++) {
+            size_t n = 0;
+            for (int k = 0; k < 500; k++)
+                n += (size_t)snprintf(names + n, sizeof names - n, "<n%d/>", i * 500 + k);
+            gw_stream_feed(l.st, names, n);
+            fed += (int)n;
+            renewed = gw_stream_idle(l.st);
+        }
+        CHECK(renewed && fed > 256 * 1024 && fed < 300 * 1024,
+              "expected a kept parser renewed after 256 KiB, got %s after %d bytes",
+              renewed ? "renewed" : "kept", fed);
+        l.text[0] = '\0';
+        gw_stream_feed(l.st, "<after/>", 8);
+        CHECK(strcmp(l.text, "S(<after/>)") == 0 && !gw_stream_idle(l.st),
+              "expected the stream to go on (parser kept again), got %s", l.text);
         gw_stream_free(l.st);
 
         /* A reset while released starts a fresh stream. */

@@ -1,0 +1,100 @@
+// How a JSON session answers the server's XEP-0198 ack requests, seen from a fake upstream
+// (lib/env.mjs FakeUpstream) that logs the session in (STARTTLS, PLAIN, bind, enable) and then
+// asks <r/> after its stanzas, as Prosody does by default. mxgw acknowledges a stanza to the
+// server only once the client has acked it; an <r/> that comes when there is nothing new to
+// report is answered with the next progress (the client's ack), or after a short delay when
+// none comes - never withheld for good (XEP-0198 §4 allows waiting for a timeout only).
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import {
+  Env, NS, guarded, JsonSession, FEATURES_STARTTLS, FEATURES_SASL_PLAIN,
+} from "./lib/env.mjs";
+
+let env;
+let fake;
+let gw;
+
+before(async () => {
+  env = await Env.start();
+  fake = await env.startFakeUpstream({ proxyTo: env.prosody.c2sPort });
+  gw = await env.startGateway({ upstream: `127.0.0.1:${fake.port}` });
+}, { timeout: 60000 });
+
+after(async () => {
+  await env?.stop();
+}, { timeout: 60000 });
+
+const FEATURES_BIND_SM = `<stream:features><bind xmlns='${NS.bind}'/>` +
+  `<sm xmlns='urn:xmpp:sm:3'/></stream:features>`;
+
+/** A logged-in upstream stream for dave: returns once mxgw has enabled stream management. */
+async function loginUpstream(conn) {
+  await conn.openStream(FEATURES_STARTTLS);
+  assert.equal(await conn.startTls(env.certs.localhost), "secure");
+  await conn.openStream(FEATURES_SASL_PLAIN);
+  await conn.read(/<auth[^>]*>[^<]*<\/auth>/);
+  conn.write(`<success xmlns='${NS.sasl}'/>`);
+  await conn.openStream(FEATURES_BIND_SM);
+  const iq = await conn.read(/<iq[^>]*\sid=["']([^"']+)["'][^>]*>[\s\S]*?<\/iq>/);
+  conn.write(`<iq type='result' id='${iq[1]}'><bind xmlns='${NS.bind}'>` +
+    `<jid>dave@localhost/phone</jid></bind></iq>`);
+  await conn.read(/<enable[^>]*\/>/);
+  conn.write("<enabled xmlns='urn:xmpp:sm:3' id='fake-sm-1' resume='true' max='300'/>");
+}
+
+const ackH = async (conn) => Number((await conn.read(/<a xmlns=["']urn:xmpp:sm:3["'] h=["'](\d+)["']\/>/))[1]);
+
+test("the server's <r/> is answered with the client's ack when it comes, and anyway when it " +
+  "does not", { timeout: 60000 }, guarded(() => env, async () => {
+  let ready;
+  const upReady = new Promise((resolve) => {
+    ready = resolve;
+  });
+  // The stream's end is read only once the test has finished reading: FakeConn has one reader.
+  let bodyDone;
+  const bodyFinished = new Promise((resolve) => {
+    bodyDone = resolve;
+  });
+  const up = fake.expect(async (conn) => {
+    await loginUpstream(conn);
+    ready(conn);
+    await bodyFinished;
+    await conn.read(/<\/stream:stream>/);
+  });
+  const c = await JsonSession.connect(gw.wsUrl);
+  try {
+    c.send({ op: "login", jid: "dave@localhost", password: "any", resource: "phone" });
+    const s = await c.next((o) => o.op === "session" || o.op === "error", "the login answer");
+    assert.equal(s.op, "session", JSON.stringify(s));
+    const conn = await upReady;
+
+    // 1. A stanza and a request at once: when the request arrives nothing is acked yet. The
+    //    answer reports the client's ack once it has come (unless a second went by first, in
+    //    which case it may say 0: waiting longer is not allowed).
+    const asked = Date.now();
+    conn.write("<message from='bob@localhost/x' to='dave@localhost/phone' type='chat' id='m1'>" +
+      "<body>one</body></message><r xmlns='urn:xmpp:sm:3'/>");
+    const m1 = await c.next((o) => o.b === "one", "the first message");
+    assert.equal(m1.id, "m1");
+    c.send({ op: "a", h: 1 });
+    const first = await ackH(conn);
+    assert.ok(first === 1 || (first === 0 && Date.now() - asked >= 900),
+      `the answer waits for the client's ack rather than saying 0 at once (got h=${first})`);
+    if (first === 0) assert.equal(await ackH(conn), 1, "the ack follows");
+
+    // 2. A request with nothing new to report, and no ack from the client: still answered.
+    conn.write("<message from='bob@localhost/x' to='dave@localhost/phone' type='chat' id='m2'>" +
+      "<body>two</body></message><r xmlns='urn:xmpp:sm:3'/>");
+    await c.next((o) => o.b === "two", "the second message");
+    assert.equal(await ackH(conn), 1, "the request is answered although the client is silent");
+
+    // 3. The client acks: the server hears of it without asking.
+    c.send({ op: "a", h: 2 });
+    assert.equal(await ackH(conn), 2, "an ack from the client is passed on at once");
+  } finally {
+    bodyDone();
+    await c.logout().catch(() => c.close());
+    await up.done;
+  }
+}));
