@@ -33,8 +33,11 @@ struct bench_sess {
     unsigned ring_head, ring_len;
     uint32_t rx_stanzas; /* JSON: stanzas received, for {"op":"a"} */
     bool ack_due;        /* JSON: the server asked {"op":"r"} */
-    unsigned inflight;   /* saturation: sent by this session, not yet delivered */
-    void *t;             /* the transport's per-session state */
+    /* JSON with aliases: {"op":"alias","jid":peer} sent, its answer, the peer's number */
+    bool alias_asked, peer_aliased;
+    int peer_alias;
+    unsigned inflight; /* saturation: sent by this session, not yet delivered */
+    void *t;           /* the transport's per-session state */
 };
 
 struct bench_stats {
@@ -54,6 +57,7 @@ struct bench {
     const char **sources; /* local addresses to bind, in turn */
     unsigned nsources;
     unsigned body_len;
+    bool json_aliases;         /* JSON: turn JID aliases on and address the peer by its number */
     unsigned n, ready, failed; /* sessions wanted, logged in, failed */
     struct bench_sess *sess;
     bool measuring;  /* count latencies and bytes */
@@ -96,6 +100,12 @@ const char *bench_source(struct bench *b, unsigned idx);
 size_t msg_body(char *out, size_t cap, unsigned len, uint64_t due_ns, uint32_t seq);
 size_t msg_xml_chat(char *out, size_t cap, const char *to, uint32_t seq, const char *body);
 size_t msg_json_chat(char *out, size_t cap, const char *to, uint32_t seq, const char *body);
+/* The same addressed by the peer's alias (docs/json-protocol.md, "Aliases"). */
+size_t msg_json_chat_alias(char *out, size_t cap, int to, uint32_t seq, const char *body);
+/* {"op":"alias"} (jid NULL: turn aliases on) or {"op":"alias","jid":…} (ask for its number). */
+size_t msg_json_alias(char *out, size_t cap, const char *jid);
+/* The number in an {"op":"alias",…,"n":N} answer, or -1. */
+int msg_json_alias_n(const char *text, size_t len);
 size_t msg_json_login(char *out, size_t cap, const char *jid, const char *password);
 size_t msg_json_ack(char *out, size_t cap, uint32_t h);
 size_t msg_xml_open(char *out, size_t cap, const char *domain);

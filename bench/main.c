@@ -445,9 +445,10 @@ static void report(void)
     fprintf(stderr, "bench: %s %u sessions (%u failed, %u warm-up) logged in in %.2f s\n",
             pn[B.proto], B.ready, B.failed, warm_ready, login_s);
     printf("RESULT {\"proto\":\"%s\",\"url\":\"%s\",\"sessions\":%u,\"ready\":%u,\"failed\":%u,"
-           "\"lost_after_login\":%u,\"warm\":%u,\"login_s\":%.3f,\"login_per_s\":%.1f",
+           "\"lost_after_login\":%u,\"warm\":%u,\"login_s\":%.3f,\"login_per_s\":%.1f,"
+           "\"json_aliases\":%s",
            pn[B.proto], B.url, B.n, B.ready, B.failed, lost_after_login, warm_ready, login_s,
-           login_s > 0 ? (double)(B.n - warm_n) / login_s : 0);
+           login_s > 0 ? (double)(B.n - warm_n) / login_s : 0, B.json_aliases ? "true" : "false");
     print_cpu("login_cpu_us_per_session", &s_base, &s_login, added ? added : 1);
     printf(",\"rss_base_kib\":{");
     for (unsigned i = 0; i < nw; i++)
@@ -503,7 +504,7 @@ static void usage(void)
             "usage: mxgw-bench --proto xmpp|json|bosh --url URL [--sessions N] [--concurrency C]\n"
             "       [--pairs P] [--saturate SECONDS] [--window W] [--rate MSGS_PER_S]\n"
             "       [--rate-fraction F] [--duration SECONDS] [--settle SECONDS] [--hold SECONDS]\n"
-            "       [--body-len L]\n"
+            "       [--body-len L] [--json-aliases]  (JSON: address the peer by its JID alias)\n"
             "       [--domain D] [--users PREFIX] [--source IP]... [--pid NAME=PID]...\n"
             "       [--timeline]  (print the worst latency of each second at the fixed rate)\n"
             "       [--probe]  (BOSH: exit 0 if URL answers a session request, 3 if not)\n"
@@ -553,6 +554,10 @@ int main(int argc, char **argv)
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--probe") == 0) {
             probe = true;
+            continue;
+        }
+        if (strcmp(a, "--json-aliases") == 0) {
+            B.json_aliases = true;
             continue;
         }
         if (strcmp(a, "--timeline") == 0) {

@@ -1,6 +1,5 @@
 /* Wire forms of the benchmark's messages, built and recognised in one place: RFC 7395 / BOSH
- * stanzas and the JSON protocol (docs/json-protocol.md). When the JSON protocol changes (JID
- * aliases), msg_json_chat and msg_scan_json are what to adapt.
+ * stanzas and the JSON protocol (docs/json-protocol.md), with or without JID aliases.
  *
  * A chat body starts with "T" and 16 hex digits of the due time (ns, monotonic) and 8 of the
  * sequence number, padded to the configured body length; the receiver reads the due time back
@@ -60,6 +59,31 @@ size_t msg_json_chat(char *out, size_t cap, const char *to, uint32_t seq, const 
     return fit(
         snprintf(out, cap, "{\"to\":\"%s\",\"id\":\"%08x\",\"b\":\"%s\"}", to, (unsigned)seq, body),
         cap);
+}
+
+size_t msg_json_chat_alias(char *out, size_t cap, int to, uint32_t seq, const char *body)
+{
+    return fit(
+        snprintf(out, cap, "{\"to\":%d,\"id\":\"%08x\",\"b\":\"%s\"}", to, (unsigned)seq, body),
+        cap);
+}
+
+size_t msg_json_alias(char *out, size_t cap, const char *jid)
+{
+    if (!jid)
+        return fit(snprintf(out, cap, "{\"op\":\"alias\"}"), cap);
+    return fit(snprintf(out, cap, "{\"op\":\"alias\",\"jid\":\"%s\"}", jid), cap);
+}
+
+int msg_json_alias_n(const char *text, size_t len)
+{
+    const char *p = msg_find(text, len, "\"n\":");
+    if (!p)
+        return -1;
+    int n = 0, digits = 0;
+    for (p += 4; p < text + len && *p >= '0' && *p <= '9' && digits < 9; p++, digits++)
+        n = n * 10 + (*p - '0');
+    return digits ? n : -1;
 }
 
 size_t msg_json_login(char *out, size_t cap, const char *jid, const char *password)

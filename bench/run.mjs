@@ -14,6 +14,7 @@
 //
 // Options: --quick (CI: a few hundred sessions, a few seconds; nothing asserted),
 // --sessions N, --capacity N (0: skip), --pairs P, --saturate S, --duration S, --body-len L,
+// --no-aliases (JSON clients write JIDs out instead of using aliases),
 // --prosody-config LINE (a global Prosody option, for experiments), --hold S (keep sessions S seconds after measuring, for inspection), --rate R (fixed rate instead of half of saturation), --only a,b (setups), --json FILE (all results), --markdown FILE (the tables).
 // Environment: MXGW_BIN (default build/mxgw), MXGW_BENCH_BIN (build/bench/mxgw-bench).
 // Not a test: it asserts nothing about figures; it fails only when a setup cannot run at all.
@@ -44,6 +45,10 @@ const SATURATE = Number(opt("saturate", QUICK ? 2 : 10));
 const DURATION = Number(opt("duration", QUICK ? 2 : 20));
 const BODY_LEN = Number(opt("body-len", 32));
 const FIXED_RATE = Number(opt("rate", 0)); // overrides the rate derived from saturation
+// JSON clients turn JID aliases on and address their peer by its number, as a mobile client
+// written for mxgw does (docs/json-protocol.md, "Aliases"); --no-aliases writes every JID out.
+const ALIASES = !args.includes("--no-aliases");
+const JSON_ARGS = ALIASES ? ["--json-aliases"] : [];
 const ONLY = opt("only", "") ? opt("only", "").split(",") : null;
 const JSON_OUT = opt("json", "");
 const MD_OUT = opt("markdown", "");
@@ -299,7 +304,7 @@ await setup("prosody-bosh", () => withServers("prosody-bosh", N, false, async (p
 for (const [name, proto] of [["mxgw-xmpp", "xmpp"], ["mxgw-json", "json"]]) {
   await setup(name, () => withServers(name, N, true, (p, gw) =>
     drive(proto, gw.wsUrl, { mxgw: gw.child.pid, prosody: p.child.pid, redis: redis.child.pid },
-      [...sess(N), ...satArgs, ...flowArgs(wsRate)])));
+      [...sess(N), ...satArgs, ...flowArgs(wsRate), ...(proto === "json" ? JSON_ARGS : [])])));
 }
 let mxgwBosh = "not run";
 // Without a listener key mxgw would serve BOSH on its default port: make sure whatever answers
@@ -326,7 +331,7 @@ if (CAPACITY > N) {
   await setup("capacity", () => withServers("capacity", CAPACITY, true, (p, gw) =>
     drive("json", gw.wsUrl, { mxgw: gw.child.pid, prosody: p.child.pid, redis: redis.child.pid },
       ["--sessions", String(CAPACITY), "--settle", "10", "--concurrency", "400",
-        "--duration", String(DURATION), "--rate", String(wsRate || 1000)])));
+        "--duration", String(DURATION), "--rate", String(wsRate || 1000), ...JSON_ARGS])));
 }
 await redis.stop();
 
@@ -398,7 +403,8 @@ function budget(what, value, pass, detail) {
     `p99 ${ms(R["mxgw-json"]?.flow?.p99_us)} / ${ms(R["mxgw-xmpp"]?.flow?.p99_us)} ms vs ${ms(base)} ms direct at ${fmt(wsRate, 0)} msg/s`);
   const by = ratio(R["mxgw-json"]?.flow?.msg_bytes_per_msg, R["mxgw-xmpp"]?.flow?.msg_bytes_per_msg);
   budget("JSON bytes per chat message (sent + delivered) ≤ 45% of RFC 7395's", pctS(by), Number.isNaN(by) ? null : by <= 0.45,
-    `${fmt(R["mxgw-json"]?.flow?.msg_bytes_per_msg)} B vs ${fmt(R["mxgw-xmpp"]?.flow?.msg_bytes_per_msg)} B, frame headers included; ` +
+    `${fmt(R["mxgw-json"]?.flow?.msg_bytes_per_msg)} B vs ${fmt(R["mxgw-xmpp"]?.flow?.msg_bytes_per_msg)} B, frame headers included, ` +
+    `JID aliases ${R["mxgw-json"]?.json_aliases ? "on" : "off"}; ` +
     `with acks and all TCP payload: ${fmt(R["mxgw-json"]?.flow?.tcp_bytes_per_msg)} B vs ${fmt(R["mxgw-xmpp"]?.flow?.tcp_bytes_per_msg)} B`);
 }
 const btable = ["| budget | measured | verdict | detail |", "|---|---|---|---|",

@@ -1,7 +1,9 @@
 /* WebSocket sessions of the driver on libwebsockets' client API, on the driver's libuv loop:
  * RFC 7395 (subprotocol "xmpp": open, SASL PLAIN, restart, bind) and the JSON protocol
- * (subprotocol mxgw.json.v1: one login op). One message is written per writeable callback:
- * login steps first, then a JSON ack the server asked for, then queued chat messages. */
+ * (subprotocol mxgw.json.v1: one login op; with --json-aliases, JID aliases turned on after it
+ * and the peer addressed by its number once the server has given one). One message is written
+ * per writeable callback: login steps first, then a JSON ack the server asked for, then queued
+ * chat messages. */
 #include "bench/bench.h"
 
 #include <libwebsockets.h>
@@ -85,12 +87,15 @@ static void on_xmpp(struct bench_sess *s, const char *m, size_t len)
 
 static void on_json(struct bench_sess *s, const char *m, size_t len)
 {
+    struct wsc *w = s->t;
     struct bench *b = s->b;
     if (s->step == 1) {
         char jid[128];
         if (msg_find(m, len, "\"op\":\"session\"") && msg_find_jid(m, len, true, jid, sizeof jid)) {
             s->step = 5;
             bench_logged_in(s, jid);
+            if (b->json_aliases) /* received stanzas name their sender by number from now on */
+                queue_ctl(s, msg_json_alias(w->ctl, sizeof w->ctl, NULL));
         } else if (msg_find(m, len, "\"op\":\"error\"")) {
             bench_failed(s, "login refused");
         }
@@ -99,7 +104,13 @@ static void on_json(struct bench_sess *s, const char *m, size_t len)
     if (msg_find(m, len, "\"op\":")) {
         if (msg_find(m, len, "\"op\":\"r\"")) {
             s->ack_due = true;
-            lws_callback_on_writable(((struct wsc *)s->t)->wsi);
+            lws_callback_on_writable(w->wsi);
+        } else if (msg_find(m, len, "\"op\":\"alias\"")) {
+            int n = msg_json_alias_n(m, len);
+            if (n >= 0) {
+                s->peer_alias = n;
+                s->peer_aliased = true;
+            }
         }
         count(b, len, false, false);
         return;
@@ -122,14 +133,23 @@ static int on_writeable(struct bench_sess *s)
     } else if (s->ack_due) {
         len = msg_json_ack((char *)p, MAX_MSG, s->rx_stanzas);
         s->ack_due = false;
+    } else if (s->ring_len && s->logged_in && s->proto == PROTO_JSON && b->json_aliases &&
+               !s->alias_asked) {
+        len =
+            msg_json_alias((char *)p, MAX_MSG, s->peer->jid); /* the chat waits for the next turn */
+        s->alias_asked = true;
     } else if (s->ring_len && s->logged_in) {
         struct pending *q = &s->ring[s->ring_head];
         s->ring_head = (s->ring_head + 1) % RING_CAP;
         s->ring_len--;
         char body[1024];
         msg_body(body, sizeof body, b->body_len, q->due_ns, q->seq);
-        len = s->proto == PROTO_JSON ? msg_json_chat((char *)p, MAX_MSG, s->peer->jid, q->seq, body)
-                                     : msg_xml_chat((char *)p, MAX_MSG, s->peer->jid, q->seq, body);
+        if (s->proto != PROTO_JSON)
+            len = msg_xml_chat((char *)p, MAX_MSG, s->peer->jid, q->seq, body);
+        else if (s->peer_aliased)
+            len = msg_json_chat_alias((char *)p, MAX_MSG, s->peer_alias, q->seq, body);
+        else
+            len = msg_json_chat((char *)p, MAX_MSG, s->peer->jid, q->seq, body);
         chat = true;
         b->st.sent++;
     } else {
