@@ -12,7 +12,7 @@
 
 #include <mbedtls/base64.h>
 #include <mbedtls/md.h>
-#include <mbedtls/pkcs5.h>
+#include <mbedtls/platform_util.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +198,87 @@ static int hmac(const mbedtls_md_info_t *md, const unsigned char *key, size_t kl
     return mbedtls_md_hmac(md, key, klen, msg, mlen, out);
 }
 
+#define HMAC_BLOCK 64 /* SHA-1's and SHA-256's block size */
+
+/* out = H(pad_state || msg): the outer or inner half of one HMAC, from a saved pad state. */
+static int resume(mbedtls_md_context_t *work, const mbedtls_md_context_t *pad, const void *msg,
+                  size_t len, unsigned char *out)
+{
+    int err = mbedtls_md_clone(work, pad);
+    if (!err)
+        err = mbedtls_md_update(work, msg, len);
+    if (!err)
+        err = mbedtls_md_finish(work, out);
+    return err;
+}
+
+int gw_sasl_hi(bool sha256, const unsigned char *password, size_t plen, const unsigned char *salt,
+               size_t slen, unsigned iterations, unsigned char *out)
+{
+    const mbedtls_md_info_t *md =
+        mbedtls_md_info_from_type(sha256 ? MBEDTLS_MD_SHA256 : MBEDTLS_MD_SHA1);
+    size_t hl = mbedtls_md_get_size(md);
+    mbedtls_md_context_t inner, outer, work;
+    mbedtls_md_init(&inner);
+    mbedtls_md_init(&outer);
+    mbedtls_md_init(&work);
+    unsigned char key[HMAC_BLOCK] = {0}, ipad[HMAC_BLOCK], opad[HMAC_BLOCK];
+    unsigned char u[MAX_HASH];
+    int err = 0;
+    if (plen > HMAC_BLOCK) /* RFC 2104: a long key is hashed first */
+        err = mbedtls_md(md, password, plen, key);
+    else if (plen)
+        memcpy(key, password, plen);
+    for (size_t k = 0; k < HMAC_BLOCK; k++) {
+        ipad[k] = key[k] ^ 0x36;
+        opad[k] = key[k] ^ 0x5c;
+    }
+    if (!err)
+        err = mbedtls_md_setup(&inner, md, 0);
+    if (!err)
+        err = mbedtls_md_setup(&outer, md, 0);
+    if (!err)
+        err = mbedtls_md_setup(&work, md, 0);
+    if (!err)
+        err = mbedtls_md_starts(&inner);
+    if (!err)
+        err = mbedtls_md_update(&inner, ipad, HMAC_BLOCK);
+    if (!err)
+        err = mbedtls_md_starts(&outer);
+    if (!err)
+        err = mbedtls_md_update(&outer, opad, HMAC_BLOCK);
+    /* U1 = HMAC(password, salt || INT(1)) */
+    static const unsigned char one[4] = {0, 0, 0, 1};
+    if (!err)
+        err = mbedtls_md_clone(&work, &inner);
+    if (!err)
+        err = mbedtls_md_update(&work, salt, slen);
+    if (!err)
+        err = mbedtls_md_update(&work, one, sizeof one);
+    if (!err)
+        err = mbedtls_md_finish(&work, u);
+    if (!err)
+        err = resume(&work, &outer, u, hl, u);
+    if (!err)
+        memcpy(out, u, hl);
+    /* Ui = HMAC(password, Ui-1); the result is U1 ^ U2 ^ ... */
+    for (unsigned i = 1; !err && i < iterations; i++) {
+        err = resume(&work, &inner, u, hl, u);
+        if (!err)
+            err = resume(&work, &outer, u, hl, u);
+        for (size_t k = 0; !err && k < hl; k++)
+            out[k] ^= u[k];
+    }
+    mbedtls_platform_zeroize(key, sizeof key);
+    mbedtls_platform_zeroize(ipad, sizeof ipad);
+    mbedtls_platform_zeroize(opad, sizeof opad);
+    mbedtls_platform_zeroize(u, sizeof u);
+    mbedtls_md_free(&inner); /* mbedtls_md_free wipes the contexts' states */
+    mbedtls_md_free(&outer);
+    mbedtls_md_free(&work);
+    return err;
+}
+
 int gw_sasl_step(struct gw_sasl *s, const char *b64, char **out)
 {
     if (s->mech == M_PLAIN || !s->client_first_bare || s->awaiting_final ||
@@ -248,14 +329,8 @@ int gw_sasl_step(struct gw_sasl *s, const char *b64, char **out)
     if (s->from_secret && !keys_match && !s->password)
         goto done;
     if (!keys_match) {
-        mbedtls_md_context_t ctx;
-        mbedtls_md_init(&ctx);
-        int err = mbedtls_md_setup(&ctx, md, 1);
-        if (!err)
-            err = mbedtls_pkcs5_pbkdf2_hmac(&ctx, (unsigned char *)s->password, strlen(s->password),
-                                            salt, salt_len, (unsigned)i, (uint32_t)s->hash_len,
-                                            salted);
-        mbedtls_md_free(&ctx);
+        int err = gw_sasl_hi(s->mech != M_SCRAM_SHA1, (unsigned char *)s->password,
+                             strlen(s->password), salt, salt_len, (unsigned)i, salted);
         if (!s->keep_password)
             wipe_password(s);
         if (err || hmac(md, salted, hl, "Client Key", 10, ckey) ||

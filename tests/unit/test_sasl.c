@@ -6,6 +6,8 @@
 #include "xmpp/sasl.h"
 
 #include <mbedtls/base64.h>
+#include <mbedtls/md.h>
+#include <mbedtls/pkcs5.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,8 +67,51 @@ static struct gw_sasl *start(const char *mech, const char *nonce)
     return s;
 }
 
+/* gw_sasl_hi against RFC 6070's PBKDF2-HMAC-SHA1 vector and against mbedTLS's own PBKDF2 for
+ * keys of every size class (empty, short, exactly one block, longer than a block: hashed first),
+ * empty and long salts, one and many iterations, both hashes. */
+static void hi_matches_pbkdf2(void)
+{
+    unsigned char out[32], want[32];
+    static const unsigned char rfc6070[20] = {0x4b, 0x00, 0x79, 0x01, 0xb7, 0x65, 0x48,
+                                              0x9a, 0xbe, 0xad, 0x49, 0xd9, 0x26, 0xf7,
+                                              0x21, 0xd0, 0x65, 0xa4, 0x29, 0xc1};
+    CHECK(gw_sasl_hi(false, (const unsigned char *)"password", 8, (const unsigned char *)"salt", 4,
+                     4096, out) == 0 &&
+              memcmp(out, rfc6070, 20) == 0,
+          "expected RFC 6070's vector for 4096 iterations");
+    unsigned char key[200], salt[100];
+    for (size_t k = 0; k < sizeof key; k++)
+        key[k] = (unsigned char)(k * 7 + 1);
+    for (size_t k = 0; k < sizeof salt; k++)
+        salt[k] = (unsigned char)(k * 13 + 5);
+    static const size_t plens[] = {0, 1, 6, 63, 64, 65, 128, 200};
+    static const size_t slens[] = {0, 16, 100};
+    static const unsigned iters[] = {1, 2, 4096};
+    for (int sha256 = 0; sha256 <= 1; sha256++)
+        for (size_t a = 0; a < sizeof plens / sizeof plens[0]; a++)
+            for (size_t b = 0; b < sizeof slens / sizeof slens[0]; b++)
+                for (size_t c = 0; c < sizeof iters / sizeof iters[0]; c++) {
+                    const mbedtls_md_info_t *md =
+                        mbedtls_md_info_from_type(sha256 ? MBEDTLS_MD_SHA256 : MBEDTLS_MD_SHA1);
+                    unsigned hl = mbedtls_md_get_size(md);
+                    mbedtls_md_context_t ctx;
+                    mbedtls_md_init(&ctx);
+                    int e1 = mbedtls_md_setup(&ctx, md, 1);
+                    if (!e1)
+                        e1 = mbedtls_pkcs5_pbkdf2_hmac(&ctx, key, plens[a], salt, slens[b],
+                                                       iters[c], hl, want);
+                    mbedtls_md_free(&ctx);
+                    int e2 = gw_sasl_hi(sha256, key, plens[a], salt, slens[b], iters[c], out);
+                    CHECK(e1 == 0 && e2 == 0 && memcmp(out, want, hl) == 0,
+                          "SHA-%s key %zu salt %zu iterations %u: expected mbedTLS's PBKDF2",
+                          sha256 ? "256" : "1", plens[a], slens[b], iters[c]);
+                }
+}
+
 int main(void)
 {
+    hi_matches_pbkdf2();
     for (size_t i = 0; i < sizeof vectors / sizeof vectors[0]; i++) {
         const struct vector *v = &vectors[i];
         const char *offered[] = {"PLAIN", v->mech};
