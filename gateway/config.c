@@ -80,7 +80,7 @@ static const struct key keys[] = {
     {"http_max_connections", T_UINT, F(http_max_connections), "1024", 1, 1000000},
     {"http_max_connections_per_ip", T_UINT, F(http_max_connections_per_ip), "128", 1, 1000000},
     {"http_connection_timeout", T_DURATION, F(http_connection_timeout_ms), "30s", 1000, 3600000},
-    {"http_connection_memory", T_SIZE, F(http_connection_memory), "32768", 4096, 32768},
+    {"http_connection_memory", T_SIZE, F(http_connection_memory), "16384", 4096, 32768},
     {"http_body_bytes", T_SIZE, F(http_body_bytes), "1048576", 1024, 16777216},
     {"http_cors_origins", T_STR, F(http_cors_origins), "", NOLIM},
     {"bosh_path", T_STR, F(bosh_path), "/http-bind", NOLIM},

@@ -137,6 +137,13 @@ httpTest("a body over http_body_bytes gets 413 before it is read (Content-Length
     assert.match(data, /^HTTP\/1\.1 413/, data.slice(0, 200));
   });
 
+httpTest("a request with 7 KiB of headers (a big cookie) is served at the default connection memory",
+  async () => {
+    const r = await rawRequest(`GET /healthz HTTP/1.1\r\nHost: x\r\nCookie: s=${"a".repeat(7168)}\r\n` +
+      "Connection: close\r\n\r\n");
+    assert.equal(r.status, 200, r.data.slice(0, 200));
+  });
+
 httpTest("headers larger than the connection's memory are refused", async () => {
   const r = await rawRequest(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(40000)}\r\n\r\n`);
   assert.ok(r.status === 431 || r.status === 413 || r.status === 400 || r.closedBy,
