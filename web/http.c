@@ -15,8 +15,11 @@
  *
  * MHD does not watch a suspended connection, so it would not see a client that went away while
  * its request was held (a page reload, a dropped network): we watch the socket for the hang-up
- * ourselves (one uv_poll_t, UV_DISCONNECT only, while suspended), tell the owner that the
- * request is gone, and resume the connection only to close it. */
+ * ourselves while it is suspended, tell the owner that the request is gone, and resume the
+ * connection only to close it. The watch is one epoll set of our own for the whole daemon
+ * (EPOLLRDHUP only), itself watched by one uv_poll_t: a held request costs an EPOLL_CTL_ADD and
+ * a DEL. (A uv_poll_t per request cost an ioctl and six epoll_ctl calls: libuv checks the fd
+ * with an ADD and a DEL, and stops a poll with two DELs. BOSH holds a request per message.) */
 #include "web/http.h"
 
 #include "gateway/err.h"
@@ -25,6 +28,7 @@
 #include "gateway/metrics.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -32,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #define MAX_ROUTES     32
@@ -96,16 +101,18 @@ struct gw_http_req {
     void *ops_arg;
     uv_timer_t timer;
     bool timer_init;
-    uv_poll_t *hangup; /* while suspended: watches for the client hanging up */
-    bool abandoned;    /* the client hung up: close without an answer */
+    int hangup_fd;  /* while suspended: the socket, in h->hup_fd's set; -1 otherwise */
+    bool abandoned; /* the client hung up: close without an answer */
 };
 
 struct gw_http {
     struct gw_core *core;
     struct MHD_Daemon *d;
     uv_poll_t poll;
-    uv_timer_t timer; /* MHD's timeouts and kicks */
-    uv_timer_t grace; /* stop: time allowed for queued answers to leave */
+    int hup_fd;         /* epoll set of the suspended requests' sockets (EPOLLRDHUP) */
+    uv_poll_t hup_poll; /* readable when one of them hung up */
+    uv_timer_t timer;   /* MHD's timeouts and kicks */
+    uv_timer_t grace;   /* stop: time allowed for queued answers to leave */
     unsigned handles;
     bool in_run, kicked, stopping, finished;
     int quiesced_fd;
@@ -361,27 +368,18 @@ static void stop_timer(struct gw_http_req *req)
         uv_timer_stop(&req->timer);
 }
 
-static void on_hangup_closed(uv_handle_t *hd)
-{
-    free(hd);
-}
-
 static void stop_hangup_watch(struct gw_http_req *req)
 {
-    if (!req->hangup)
+    if (req->hangup_fd < 0)
         return;
-    uv_poll_stop(req->hangup);
-    uv_close((uv_handle_t *)req->hangup, on_hangup_closed);
-    req->hangup = NULL;
+    epoll_ctl(req->h->hup_fd, EPOLL_CTL_DEL, req->hangup_fd, NULL);
+    req->hangup_fd = -1;
 }
 
 /* The client closed the connection of a suspended request: the owner drops it, and MHD gets
  * the connection back to close it (on_access refuses an abandoned request). */
-static void on_hangup(uv_poll_t *p, int status, int events)
+static void on_hangup(struct gw_http_req *req)
 {
-    struct gw_http_req *req = p->data;
-    if (status == 0 && !(events & UV_DISCONNECT))
-        return;
     stop_hangup_watch(req);
     if (req->answered || !req->suspended)
         return;
@@ -403,15 +401,26 @@ static void start_hangup_watch(struct gw_http_req *req)
         MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci || ci->connect_fd == MHD_INVALID_SOCKET)
         return;
-    uv_poll_t *p = gw_malloc(sizeof *p);
-    if (uv_poll_init_socket(req->h->core->loop, p, ci->connect_fd) != 0) {
-        free(p);
-        return;
+    struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = req};
+    if (epoll_ctl(req->h->hup_fd, EPOLL_CTL_ADD, ci->connect_fd, &ev) == 0)
+        req->hangup_fd = ci->connect_fd;
+}
+
+/* Requests are freed only when MHD completes them, inside MHD_run(), which never runs from
+ * here: every request named by this batch of events is still alive, if perhaps answered and
+ * no longer watched, which on_hangup checks. */
+static void on_hup_poll(uv_poll_t *p, int status, int events)
+{
+    struct gw_http *h = p->data;
+    (void)status;
+    (void)events;
+    struct epoll_event ev[64];
+    int n = epoll_wait(h->hup_fd, ev, 64, 0);
+    for (int i = 0; i < n; i++) {
+        struct gw_http_req *req = ev[i].data.ptr;
+        if (req->hangup_fd >= 0)
+            on_hangup(req);
     }
-    p->data = req;
-    req->hangup = p;
-    if (uv_poll_start(p, UV_DISCONNECT, on_hangup) != 0)
-        stop_hangup_watch(req);
 }
 
 void gw_http_respond(struct gw_http_req *req, unsigned status, const char *content_type,
@@ -476,6 +485,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct gw_http *h = cls;
     struct gw_http_req *req = gw_calloc(1, sizeof *req);
+    req->hangup_fd = -1;
     req->h = h;
     req->conn = conn;
     req->target = gw_strdup(uri ? uri : "");
@@ -906,6 +916,13 @@ int gw_http_start(struct gw_core *core, struct gw_http **out)
         free(h);
         return GW_EIO;
     }
+    h->hup_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (h->hup_fd < 0) {
+        GW_ERROR("http.hangup_watch", "error=\"%s\"", strerror(errno));
+        MHD_stop_daemon(h->d);
+        free(h);
+        return GW_EIO;
+    }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
     uv_poll_init(core->loop, &h->poll, info->epoll_fd);
     h->poll.data = h;
@@ -914,7 +931,10 @@ int gw_http_start(struct gw_core *core, struct gw_http **out)
     h->timer.data = h;
     uv_timer_init(core->loop, &h->grace);
     h->grace.data = h;
-    h->handles = 3;
+    uv_poll_init(core->loop, &h->hup_poll, h->hup_fd);
+    h->hup_poll.data = h;
+    uv_poll_start(&h->hup_poll, UV_READABLE, on_hup_poll);
+    h->handles = 4;
     register_counts(h, "none", h->unrouted);
     gw_metrics_gauge_fn(core->metrics, "mxgw_http_connections", "HTTP connections open", NULL,
                         connections_metric, h);
@@ -962,6 +982,7 @@ static void finish_stop(struct gw_http *h)
         return;
     h->finished = true;
     uv_poll_stop(&h->poll);
+    uv_poll_stop(&h->hup_poll);
     uv_timer_stop(&h->timer);
     uv_timer_stop(&h->grace);
     MHD_stop_daemon(h->d); /* completes every remaining request (on_completed) */
@@ -969,6 +990,8 @@ static void finish_stop(struct gw_http *h)
     if (h->quiesced_fd >= 0)
         close(h->quiesced_fd);
     uv_close((uv_handle_t *)&h->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&h->hup_poll, on_handle_closed);
+    close(h->hup_fd); /* uv_poll_stop() has already taken it out of libuv's epoll set */
     uv_close((uv_handle_t *)&h->timer, on_handle_closed);
     uv_close((uv_handle_t *)&h->grace, on_handle_closed);
     GW_INFO("http.stopped", "%s", "");
