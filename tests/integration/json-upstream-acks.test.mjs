@@ -8,7 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
-  Env, NS, guarded, JsonSession, FEATURES_STARTTLS, FEATURES_SASL_PLAIN,
+  Env, NS, guarded, JsonSession,
 } from "./lib/env.mjs";
 
 let env;
@@ -30,15 +30,7 @@ const FEATURES_BIND_SM = `<stream:features><bind xmlns='${NS.bind}'/>` +
 
 /** A logged-in upstream stream for dave: returns once mxgw has enabled stream management. */
 async function loginUpstream(conn) {
-  await conn.openStream(FEATURES_STARTTLS);
-  assert.equal(await conn.startTls(env.certs.localhost), "secure");
-  await conn.openStream(FEATURES_SASL_PLAIN);
-  await conn.read(/<auth[^>]*>[^<]*<\/auth>/);
-  conn.write(`<success xmlns='${NS.sasl}'/>`);
-  await conn.openStream(FEATURES_BIND_SM);
-  const iq = await conn.read(/<iq[^>]*\sid=["']([^"']+)["'][^>]*>[\s\S]*?<\/iq>/);
-  conn.write(`<iq type='result' id='${iq[1]}'><bind xmlns='${NS.bind}'>` +
-    `<jid>dave@localhost/phone</jid></bind></iq>`);
+  await conn.acceptLogin(env.certs.localhost, "dave@localhost/phone", FEATURES_BIND_SM);
   await conn.read(/<enable[^>]*\/>/);
   conn.write("<enabled xmlns='urn:xmpp:sm:3' id='fake-sm-1' resume='true' max='300'/>");
 }

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import {
   Env, USERS, NS, RawWs, guarded, exchangeMessages, expectStreamError, streamErrorCondition,
   waitUntil, withTimeout, freePort, streamHeader, FEATURES_STARTTLS, FEATURES_SASL_PLAIN,
-  FEATURES_BIND, openFrame,
+  openFrame,
 } from "./lib/env.mjs";
 
 let env;
@@ -182,15 +182,7 @@ test("SIGTERM: every client gets system-shutdown, <close/> and WebSocket close 1
       await viaProsody.login("alice", USERS.alice);
       // 2: logged in to a fake upstream that records what mxgw sends it.
       const up = sw.expect(async (conn) => {
-        await conn.openStream(FEATURES_STARTTLS);
-        assert.equal(await conn.startTls(env.certs.localhost), "secure");
-        await conn.openStream(FEATURES_SASL_PLAIN);
-        await conn.read(/<auth[^>]*>[^<]*<\/auth>/);
-        conn.write(`<success xmlns='${NS.sasl}'/>`);
-        await conn.openStream(FEATURES_BIND);
-        const iq = await conn.read(/<iq[^>]*\sid=["']([^"']+)["'][^>]*>[\s\S]*?<\/iq>/);
-        conn.write(`<iq type='result' id='${iq[1]}'><bind xmlns='${NS.bind}'>` +
-          `<jid>dave@localhost/fake</jid></bind></iq>`);
+        await conn.acceptLogin(env.certs.localhost, "dave@localhost/fake");
         await conn.read(/<\/stream:stream>/, 25000);
         return "got </stream:stream>";
       });

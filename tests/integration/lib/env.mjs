@@ -1120,6 +1120,22 @@ export class FakeConn {
     return m[0];
   }
 
+  /**
+   * Plays the server's side of a login as mxgw runs it: STARTTLS with cert, SASL PLAIN (any
+   * password succeeds), then features (bind, perhaps sm) and a bind result giving jid.
+   */
+  async acceptLogin(cert, jid, features = FEATURES_BIND) {
+    await this.openStream(FEATURES_STARTTLS);
+    const tlsResult = await this.startTls(cert);
+    if (tlsResult !== "secure") throw new Error(`fake upstream: TLS ${tlsResult}`);
+    await this.openStream(FEATURES_SASL_PLAIN);
+    await this.read(/<auth[^>]*>[^<]*<\/auth>/);
+    this.write(`<success xmlns='${NS.sasl}'/>`);
+    await this.openStream(features);
+    const iq = await this.read(/<iq[^>]*\sid=["']([^"']+)["'][^>]*>[\s\S]*?<\/iq>/);
+    this.write(`<iq type='result' id='${iq[1]}'><bind xmlns='${NS.bind}'><jid>${jid}</jid></bind></iq>`);
+  }
+
   /** Answers <starttls/> with <proceed/> and starts TLS as the server with cert. */
   async startTls(cert) {
     await this.read(/<starttls[^>]*\/>|<starttls[^>]*>\s*<\/starttls>/);
