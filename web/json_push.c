@@ -399,12 +399,8 @@ bool gw_json_push_upstream(struct gw_json_push *s, struct gw_xml *el)
         if (strcmp(r->iq_id, id) != 0)
             continue;
         *pr = r->next;
-        const char *cond = NULL;
         const struct gw_xml *e = gw_xml_child(el, GW_NS_CLIENT, "error");
-        for (const struct gw_xml *c = e ? gw_xml_next_element(e, NULL) : NULL; c && !cond;
-             c = gw_xml_next_element(e, c))
-            if (c->ns && strcmp(c->ns, GW_NS_STANZAS) == 0)
-                cond = c->name;
+        const char *cond = e ? gw_xml_error_condition(e, GW_NS_STANZAS) : NULL;
         bool ok = strcmp(type, "result") == 0;
         GW_INFO("json.push_server", "reg=%.8s op=%s result=%s", r->reg,
                 r->kind == P_ENABLE ? "enable" : "disable",

@@ -255,11 +255,8 @@ static bool has_status(const struct gw_xml *p, const char *code)
 static const char *error_condition(const struct gw_xml *p)
 {
     const struct gw_xml *e = gw_xml_child(p, NULL, "error");
-    for (const struct gw_xml *k = e ? gw_xml_next_element(e, NULL) : NULL; k;
-         k = gw_xml_next_element(e, k))
-        if (k->ns && strcmp(k->ns, GW_NS_STANZAS) == 0 && strcmp(k->name, "text") != 0)
-            return k->name;
-    return "undefined-condition";
+    const char *cond = e ? gw_xml_error_condition(e, GW_NS_STANZAS) : NULL;
+    return cond ? cond : "undefined-condition";
 }
 
 /* Presence from a room to one of our occupants: the join's answer, or we were removed. */

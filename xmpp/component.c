@@ -274,21 +274,13 @@ static void p_open(void *arg, const struct gw_xml *root)
     send_handshake(c, id);
 }
 
-static const char *error_condition(const struct gw_xml *err)
-{
-    for (const struct gw_xml *k = err->children; k; k = k->next)
-        if (k->kind == GW_XML_ELEMENT && k->ns && strcmp(k->ns, GW_NS_STREAMS) == 0 &&
-            strcmp(k->name, "text") != 0)
-            return k->name;
-    return "undefined-condition";
-}
-
 static void p_stanza(void *arg, struct gw_xml *el)
 {
     struct gw_component *c = arg;
     if (gw_xml_is(el, GW_NS_STREAM, "error")) {
         char cond[64], why[96];
-        snprintf(cond, sizeof cond, "%s", error_condition(el));
+        const char *name = gw_xml_error_condition(el, GW_NS_STREAMS);
+        snprintf(cond, sizeof cond, "%s", name ? name : "undefined-condition");
         gw_xml_free(el);
         snprintf(why, sizeof why, "stream error %s", cond);
         bool conflict = strcmp(cond, "conflict") == 0;

@@ -726,21 +726,13 @@ static void p_open(void *arg, const struct gw_xml *root)
         up->h.open(up->arg, root);
 }
 
-static const char *stream_error_condition(const struct gw_xml *err)
-{
-    for (const struct gw_xml *c = err->children; c; c = c->next)
-        if (c->kind == GW_XML_ELEMENT && c->ns && strcmp(c->ns, GW_NS_STREAMS) == 0 &&
-            strcmp(c->name, "text") != 0)
-            return c->name;
-    return "undefined-condition";
-}
-
 static void p_stanza(void *arg, struct gw_xml *el)
 {
     struct gw_upstream *up = arg;
     note_element(up);
     if (gw_xml_is(el, GW_NS_STREAM, "error")) {
-        finish(up, GW_EPROTO, stream_error_condition(el), el);
+        const char *cond = gw_xml_error_condition(el, GW_NS_STREAMS);
+        finish(up, GW_EPROTO, cond ? cond : "undefined-condition", el);
         gw_xml_free(el);
         return;
     }

@@ -261,6 +261,15 @@ bool gw_xml_is(const struct gw_xml *el, const char *ns, const char *name)
            (!ns || (el->ns && strcmp(el->ns, ns) == 0));
 }
 
+const char *gw_xml_error_condition(const struct gw_xml *err, const char *ns)
+{
+    for (const struct gw_xml *k = err->children; k; k = k->next)
+        if (k->kind == GW_XML_ELEMENT && k->ns && strcmp(k->ns, ns) == 0 &&
+            strcmp(k->name, "text") != 0)
+            return k->name;
+    return NULL;
+}
+
 struct gw_xml *gw_xml_child(const struct gw_xml *el, const char *ns, const char *name)
 {
     for (struct gw_xml *c = el->children; c; c = c->next)

@@ -76,6 +76,9 @@ struct gw_xml *gw_xml_next_element(const struct gw_xml *parent, const struct gw_
 /* Concatenated direct text children; returns owned string (empty if none). */
 char *gw_xml_text(const struct gw_xml *el);
 bool gw_xml_is(const struct gw_xml *el, const char *ns, const char *name);
+/* The defined condition of a stream or stanza <error/> (RFC 6120 §4.9.3, §8.3.3): the name of
+ * its first child element in namespace ns other than <text/>, or NULL when it has none. */
+const char *gw_xml_error_condition(const struct gw_xml *err, const char *ns);
 
 /* A growable output buffer with a hard cap. */
 struct gw_buf {

@@ -163,5 +163,31 @@ int main(void)
     }
     CHECK(ok == 2000, "expected 2000 round trips, got %d", ok);
 
+    /* Error conditions: the first child in the namespace that is not <text/>, or none. */
+    static const struct {
+        const char *doc, *ns, *want;
+    } conds[] = {
+        {"<error xmlns='http://etherx.jabber.org/streams'>"
+         "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>x</text>"
+         "<host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></error>",
+         GW_NS_STREAMS, "host-unknown"},
+        {"<error type='cancel'><other xmlns='urn:x'/>"
+         "<item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>",
+         GW_NS_STANZAS, "item-not-found"},
+        {"<error><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>only text</text></error>",
+         GW_NS_STANZAS, NULL},
+        {"<error>plain</error>", GW_NS_STREAMS, NULL},
+    };
+    for (size_t i = 0; i < sizeof conds / sizeof conds[0]; i++) {
+        struct gw_xml *e = NULL;
+        const char *pc = NULL;
+        int prc = gw_xml_parse_document(conds[i].doc, strlen(conds[i].doc), &lim, &e, &pc);
+        const char *got = prc == 0 ? gw_xml_error_condition(e, conds[i].ns) : "(parse error)";
+        CHECK(conds[i].want ? got && strcmp(got, conds[i].want) == 0 : got == NULL,
+              "condition %zu: expected %s, got %s", i, conds[i].want ? conds[i].want : "none",
+              got ? got : "none");
+        gw_xml_free(e);
+    }
+
     return CHECK_DONE();
 }
