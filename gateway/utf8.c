@@ -34,3 +34,15 @@ size_t gw_utf8_decode(const unsigned char *s, size_t n, unsigned *cp)
     *cp = c;
     return len;
 }
+
+bool gw_utf8_valid(const unsigned char *s, size_t n)
+{
+    unsigned cp;
+    for (size_t i = 0; i < n;) {
+        size_t len = gw_utf8_decode(s + i, n - i, &cp);
+        if (len == 0)
+            return false;
+        i += len;
+    }
+    return true;
+}

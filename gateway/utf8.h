@@ -2,11 +2,14 @@
 #ifndef GW_UTF8_H
 #define GW_UTF8_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Decodes the sequence at s (n > 0 bytes available). Returns its length (1-4) and the code
  * point in *cp, or 0 if it is not well-formed UTF-8: truncated, overlong, a surrogate, or
  * above U+10FFFF. */
 size_t gw_utf8_decode(const unsigned char *s, size_t n, unsigned *cp);
+/* Whether all n bytes at s are well-formed UTF-8 (n == 0: yes). */
+bool gw_utf8_valid(const unsigned char *s, size_t n);
 
 #endif

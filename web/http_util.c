@@ -49,13 +49,8 @@ int gw_http_canon_path(const char *raw, size_t rawlen, char *out, size_t outlen)
     }
     out[o] = '\0';
     /* The decoded bytes must be well-formed UTF-8 (this refuses overlong forms of '.' and '/'). */
-    for (size_t i = 0; i < o;) {
-        unsigned cp;
-        size_t len = gw_utf8_decode((const unsigned char *)out + i, o - i, &cp);
-        if (len == 0)
-            return GW_EINVAL;
-        i += len;
-    }
+    if (!gw_utf8_valid((const unsigned char *)out, o))
+        return GW_EINVAL;
     if (strstr(out, "//"))
         return GW_EINVAL; /* an empty segment */
     if (o > 1 && out[o - 1] == '/')
@@ -139,12 +134,5 @@ int gw_http_query_decode(const char *s, size_t n, char *out)
         out[o++] = (char)c;
     }
     out[o] = '\0';
-    for (size_t i = 0; i < o;) {
-        unsigned cp;
-        size_t len = gw_utf8_decode((const unsigned char *)out + i, o - i, &cp);
-        if (len == 0)
-            return GW_EINVAL;
-        i += len;
-    }
-    return 0;
+    return gw_utf8_valid((const unsigned char *)out, o) ? 0 : GW_EINVAL;
 }
