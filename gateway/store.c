@@ -152,6 +152,15 @@ void gw_store_close(struct gw_store *st, void (*done)(void *arg), void *arg)
     st->be->close(st);
 }
 
+const char *gw_store_reply_field(const struct gw_store_reply *r, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; r && i + 1 < r->n; i += 2)
+        if (r->items[i].len == len && memcmp(r->items[i].ptr, name, len) == 0)
+            return r->items[i + 1].ptr;
+    return NULL;
+}
+
 bool gw_store_available(const struct gw_store *st)
 {
     return !st->closing && st->be->available(st);

@@ -30,6 +30,9 @@ struct gw_store_reply {
     const struct gw_store_str *items;
 };
 
+/* The value of field name in an hgetall reply (borrowed), or NULL; r NULL is fine. */
+const char *gw_store_reply_field(const struct gw_store_reply *r, const char *name);
+
 typedef void (*gw_store_cb)(void *arg, int err, const struct gw_store_reply *reply);
 /* A pub/sub message, borrowed for the call. */
 typedef void (*gw_store_msg_cb)(void *arg, const char *channel, const char *msg, size_t len);

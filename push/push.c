@@ -66,15 +66,6 @@ bool push_valid_id(const char *id)
     return true;
 }
 
-const char *push_field(const struct gw_store_reply *r, const char *field)
-{
-    for (size_t i = 0; r && i + 1 < r->n; i += 2)
-        if (strlen(field) == r->items[i].len &&
-            memcmp(r->items[i].ptr, field, r->items[i].len) == 0)
-            return r->items[i + 1].ptr;
-    return NULL;
-}
-
 /* ---- lifecycle ---- */
 
 static void maybe_free(struct gw_push *p)

@@ -91,8 +91,6 @@ bool push_valid_id(const char *id);
 /* Job accounting: every asynchronous step holds one; the last one out finishes a close. */
 void push_job_begin(struct gw_push *p);
 void push_job_end(struct gw_push *p);
-/* The value of field in a hash reply (borrowed; NULL if absent). */
-const char *push_field(const struct gw_store_reply *r, const char *field);
 
 /* ---- reg.c ---- */
 /* Fills out from a hgetall reply of reg:<id>. Returns 0 or GW_ENOTFOUND (empty or unusable). */

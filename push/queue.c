@@ -115,7 +115,7 @@ static void on_counted(void *arg, int err, const struct gw_store_reply *r)
         return;
     }
     int64_t now = push_now_ms();
-    const char *cool = push_field(r, "cool");
+    const char *cool = gw_store_reply_field(r, "cool");
     int64_t cool_until = cool ? strtoll(cool, NULL, 10) : 0;
     enum gw_store_zadd_mode mode;
     if (r->integer <= 1) { /* <= 1: after an overlap left the count below zero */
@@ -456,7 +456,7 @@ static void on_taken(void *arg, int err, const struct gw_store_reply *r)
         deliv_done(d);
         return;
     }
-    const char *v = push_field(r, "pending");
+    const char *v = gw_store_reply_field(r, "pending");
     d->t.count = v ? strtol(v, NULL, 10) : 0;
     if (d->t.count <= 0) { /* an entry whose events were already sent */
         if (gw_store_zrem_if(p->core->store, PUSH_KEY_DUE, gw_store_cstr(d->id), d->lease,
@@ -464,13 +464,13 @@ static void on_taken(void *arg, int err, const struct gw_store_reply *r)
             deliv_done(d);
         return;
     }
-    d->t.urgent = (v = push_field(r, "urgent")) && strcmp(v, "1") == 0;
-    d->t.lite = (v = push_field(r, "lite")) && strcmp(v, "1") == 0;
-    d->t.attempts = (v = push_field(r, "attempts")) ? strtol(v, NULL, 10) : 0;
-    d->t.t_us = (v = push_field(r, "t")) ? strtoull(v, NULL, 10) : 0;
-    if ((v = push_field(r, "sender")) && *v)
+    d->t.urgent = (v = gw_store_reply_field(r, "urgent")) && strcmp(v, "1") == 0;
+    d->t.lite = (v = gw_store_reply_field(r, "lite")) && strcmp(v, "1") == 0;
+    d->t.attempts = (v = gw_store_reply_field(r, "attempts")) ? strtol(v, NULL, 10) : 0;
+    d->t.t_us = (v = gw_store_reply_field(r, "t")) ? strtoull(v, NULL, 10) : 0;
+    if ((v = gw_store_reply_field(r, "sender")) && *v)
         d->t.sender = gw_strdup(v);
-    if ((v = push_field(r, "body")) && *v)
+    if ((v = gw_store_reply_field(r, "body")) && *v)
         d->t.body = gw_strdup(v);
     char *k = push_key("reg", d->id);
     if (gw_store_hgetall(p->core->store, k, on_reg, d) != 0)

@@ -24,15 +24,15 @@
 
 static char *dup_field(const struct gw_store_reply *r, const char *f)
 {
-    const char *v = push_field(r, f);
+    const char *v = gw_store_reply_field(r, f);
     return v && *v ? gw_strdup(v) : NULL;
 }
 
 int push_reg_parse(const struct gw_store_reply *r, const char *id, struct reg *out)
 {
     memset(out, 0, sizeof *out);
-    const char *account = push_field(r, "account");
-    const char *provider = push_field(r, "provider");
+    const char *account = gw_store_reply_field(r, "account");
+    const char *provider = gw_store_reply_field(r, "provider");
     if (!account || !provider || !push_valid_id(id))
         return GW_ENOTFOUND;
     snprintf(out->id, sizeof out->id, "%s", id);
@@ -44,10 +44,10 @@ int push_reg_parse(const struct gw_store_reply *r, const char *id, struct reg *o
     out->token = dup_field(r, "token");
     out->rooms = dup_field(r, "rooms");
     out->secret = dup_field(r, "secret");
-    const char *s = push_field(r, "sender"), *b = push_field(r, "body");
+    const char *s = gw_store_reply_field(r, "sender"), *b = gw_store_reply_field(r, "body");
     out->with_sender = s && strcmp(s, "1") == 0;
     out->with_body = b && strcmp(b, "1") == 0;
-    const char *gc = push_field(r, "groupchat");
+    const char *gc = gw_store_reply_field(r, "groupchat");
     if (!gc || !gw_push_groupchat_parse(gc, &out->groupchat))
         out->groupchat = GW_GC_MENTIONS;
     return 0;

@@ -79,7 +79,7 @@ size_t push_split_rooms(char *rooms, const char *out[GW_PUSH_ROOMS_MAX])
 
 static int64_t int_field(const struct gw_store_reply *r, const char *f)
 {
-    const char *v = push_field(r, f);
+    const char *v = gw_store_reply_field(r, f);
     return v ? strtoll(v, NULL, 10) : 0;
 }
 

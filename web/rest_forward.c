@@ -59,14 +59,6 @@ static uint64_t op_wait(const struct gw_rest *r)
                                                                    : cfg->rest_muc_join_timeout_ms;
 }
 
-static const char *reply_field(const struct gw_store_reply *reply, const char *name)
-{
-    for (size_t i = 0; reply && i + 1 < reply->n; i += 2)
-        if (strcmp(reply->items[i].ptr, name) == 0)
-            return reply->items[i + 1].ptr;
-    return NULL;
-}
-
 /* ---- deadlines ---- */
 
 static void on_deadline(uv_timer_t *t);
@@ -255,7 +247,7 @@ static void got_holder(void *arg, int err, const struct gw_store_reply *reply)
 {
     struct rest_call *c = arg;
     struct gw_rest *r = c->r;
-    const char *node = err ? NULL : reply_field(reply, "node");
+    const char *node = err ? NULL : gw_store_reply_field(reply, "node");
     if (!c->req) {
         /* gone */
     } else if (err) {

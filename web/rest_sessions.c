@@ -43,14 +43,6 @@ static char *bare_of(const char *s)
 
 /* ---- GET /sessions ---- */
 
-static const char *field(const struct gw_store_reply *reply, const char *name)
-{
-    for (size_t i = 0; i + 1 < reply->n; i += 2)
-        if (strcmp(reply->items[i].ptr, name) == 0)
-            return reply->items[i + 1].ptr;
-    return NULL;
-}
-
 static void finish_list(struct rest_call *c)
 {
     gw_json_close_array(c->out);
@@ -65,15 +57,15 @@ static void got_record(void *arg, int err, const struct gw_store_reply *reply)
     if (c->req && err) {
         rest_problem(c, 503, "store-unavailable", "the session store is unavailable",
                      rest_retry_after_s(c->r));
-    } else if (c->req && reply->n > 0 && field(reply, "id")) {
+    } else if (c->req && reply->n > 0 && gw_store_reply_field(reply, "id")) {
         /* A record that expired between the index and now is simply not there. */
         static const char *const names[] = {"id", "jid", "node", "transport", "state"};
         gw_json_open(c->out);
         for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-            gw_json_kv(c->out, names[i], field(reply, names[i]));
+            gw_json_kv(c->out, names[i], gw_store_reply_field(reply, names[i]));
         static const char *const times[] = {"since", "last"};
         for (size_t i = 0; i < 2; i++) {
-            const char *v = field(reply, times[i]);
+            const char *v = gw_store_reply_field(reply, times[i]);
             if (v) {
                 gw_json_key(c->out, i ? "last_activity" : "since");
                 gw_json_integer(c->out, strtoll(v, NULL, 10));
@@ -165,7 +157,7 @@ static void got_session(void *arg, int err, const struct gw_store_reply *reply)
 {
     struct rest_call *c = arg;
     struct gw_rest *r = c->r;
-    const char *node = err ? NULL : field(reply, "node");
+    const char *node = err ? NULL : gw_store_reply_field(reply, "node");
     if (!c->req) {
         /* gone */
     } else if (err) {
