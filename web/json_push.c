@@ -10,6 +10,7 @@
 #include "gateway/mem.h"
 #include "gateway/rand.h"
 #include "push/push.h"
+#include "xmpp/xlate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,10 +85,7 @@ static void send_error(struct gw_json_push *s, const char *cond, const char *tex
 {
     struct gw_json_out *w = gw_json_out_new();
     gw_json_open(w);
-    gw_json_kv(w, "op", "error");
-    gw_json_kv(w, "cond", cond);
-    gw_json_kv(w, "text", text);
-    gw_json_kv(w, "id", id);
+    gw_xlate_error_fields(w, cond, text, id);
     gw_json_close(w);
     send_json(s, w);
 }

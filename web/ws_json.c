@@ -90,10 +90,7 @@ static void send_error(struct gw_jconn *c, const char *cond, const char *text, c
 {
     struct gw_json_out *w = gw_json_out_new();
     gw_json_open(w);
-    gw_json_kv(w, "op", "error");
-    gw_json_kv(w, "cond", cond);
-    gw_json_kv(w, "text", text);
-    gw_json_kv(w, "id", id);
+    gw_xlate_error_fields(w, cond, text, id);
     if (fatal) {
         gw_json_key(w, "fatal");
         gw_json_bool(w, true);

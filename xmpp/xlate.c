@@ -324,6 +324,15 @@ void xl_kv_text(struct gw_json_out *w, const char *key, const struct gw_xml *el)
 
 /* ---- the alias op ---- */
 
+void gw_xlate_error_fields(struct gw_json_out *w, const char *cond, const char *text,
+                           const char *id)
+{
+    gw_json_kv(w, "op", "error");
+    gw_json_kv(w, "cond", cond);
+    gw_json_kv(w, "text", text);
+    gw_json_kv(w, "id", id);
+}
+
 void gw_xlate_alias_op(struct gw_alias **table, const struct gw_json *obj, struct gw_json_out *w)
 {
     const struct gw_json *jid = gw_json_get(obj, "jid");
@@ -337,9 +346,7 @@ void gw_xlate_alias_op(struct gw_alias **table, const struct gw_json *obj, struc
     }
     gw_json_open(w);
     if (err) {
-        gw_json_kv(w, "op", "error");
-        gw_json_kv(w, "cond", cond);
-        gw_json_kv(w, "text", err);
+        gw_xlate_error_fields(w, cond, err, NULL);
         gw_json_close(w);
         return;
     }

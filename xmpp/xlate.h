@@ -39,6 +39,11 @@ int gw_xlate_stanza_json(const struct gw_xml *el, const struct gw_xlate_ctx *ctx
 int gw_xlate_json_stanza(const struct gw_json *obj, const struct gw_xlate_ctx *ctx,
                          struct gw_xml **out, const char **condition, char *err, size_t errlen);
 
+/* The protocol's error object's fields, "op":"error", "cond", "text" and "id" (NULL ones left
+ * out), into an object open in w (docs/json-protocol.md, "Limits and bad input"). */
+void gw_xlate_error_fields(struct gw_json_out *w, const char *cond, const char *text,
+                           const char *id);
+
 /* The "alias" op: {"op":"alias"} turns aliases on (creating *table), {"op":"alias","jid":J}
  * also assigns one to J. Writes the answer ({"op":"alias",...} or {"op":"error",...}) into w.
  * *table is owned by the caller (gw_alias_free). */
