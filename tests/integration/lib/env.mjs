@@ -152,15 +152,25 @@ export class Child {
   }
 }
 
+// Ports freePort() has handed out in this process: the kernel may give a port it just freed
+// again (seen: mxgw's WebSocket and HTTP listeners handed the same port, so mxgw could not
+// start), and each one given out is meant for a different listener.
+const portsGiven = new Set();
+
 export async function freePort() {
-  const srv = net.createServer();
-  await new Promise((resolve, reject) => {
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", resolve);
-  });
-  const { port } = srv.address();
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
+  for (;;) {
+    const srv = net.createServer();
+    await new Promise((resolve, reject) => {
+      srv.once("error", reject);
+      srv.listen(0, "127.0.0.1", resolve);
+    });
+    const { port } = srv.address();
+    await new Promise((resolve) => srv.close(resolve));
+    if (!portsGiven.has(port)) {
+      portsGiven.add(port);
+      return port;
+    }
+  }
 }
 
 function canConnect(port, host = "127.0.0.1") {
