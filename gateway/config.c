@@ -79,6 +79,7 @@ static const struct key keys[] = {
     {"http_listen", T_HOSTPORT, F(http_listen), "127.0.0.1:5280", NOLIM},
     {"http_max_connections", T_UINT, F(http_max_connections), "1024", 1, 1000000},
     {"http_max_connections_per_ip", T_UINT, F(http_max_connections_per_ip), "128", 1, 1000000},
+    {"http_connections_per_daemon", T_UINT, F(http_connections_per_daemon), "128", 1, 65536},
     {"http_connection_timeout", T_DURATION, F(http_connection_timeout_ms), "30s", 1000, 3600000},
     {"http_connection_memory", T_SIZE, F(http_connection_memory), "16384", 4096, 32768},
     {"http_body_bytes", T_SIZE, F(http_body_bytes), "1048576", 1024, 16777216},

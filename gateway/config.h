@@ -63,6 +63,7 @@ struct gw_config {
     struct gw_hostport http_listen;
     unsigned http_max_connections;
     unsigned http_max_connections_per_ip;
+    unsigned http_connections_per_daemon; /* libmicrohttpd daemons hold at most this many */
     uint64_t http_connection_timeout_ms;
     size_t http_connection_memory;
     size_t http_body_bytes;

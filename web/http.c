@@ -1,10 +1,23 @@
 /* HTTP front end on libmicrohttpd, driven by the gateway's libuv loop.
  *
- * The daemon runs with MHD_USE_EPOLL and no thread: its own epoll fd is watched by one
+ * We own the listening socket: one uv_poll_t accepts, applies http_max_connections (at the
+ * limit we stop accepting, and new connections wait in the backlog until one closes) and
+ * http_max_connections_per_ip (over it a connection is closed at once), and hands each
+ * connection to a daemon with MHD_add_connection(). The daemons ("shards") hold at most
+ * http_connections_per_daemon connections each and are created as needed. They run with
+ * MHD_USE_EPOLL, no listening socket and no thread: each daemon's epoll fd is watched by a
  * uv_poll_t, and MHD_run() is called when that fd is readable and when MHD_get_timeout() says
- * (one uv_timer_t). MHD_ALLOW_SUSPEND_RESUME gives MHD an eventfd inside that epoll set, so a
- * request resumed from any callback wakes the poll by itself; we also run MHD on the next loop
- * iteration after every answer ("kick"), never re-entrantly from inside one of its callbacks.
+ * (a uv_timer_t per daemon). MHD_ALLOW_SUSPEND_RESUME gives each daemon an eventfd inside its
+ * epoll set, so a request resumed from any callback wakes the poll by itself; we also run the
+ * daemon on the next loop iteration after every answer ("kick"), never re-entrantly from inside
+ * one of its callbacks.
+ *
+ * Why several daemons: MHD_run() walks the daemon's whole list of suspended connections after
+ * any resume, following one pointer per connection (a cache miss each, when there are
+ * thousands). BOSH holds one suspended request per session and resumes one or two per message,
+ * so with one daemon the cost of a message grew with the number of sessions: bench/run measured
+ * 572 µs of mxgw's CPU per BOSH message at 3,000 sessions in one daemon, and 256 µs with 128
+ * connections per daemon (312 and 238 µs at 1,000 sessions).
  *
  * A request is one struct gw_http_req, created by the URI-log callback (which is the only place
  * that sees the raw request target, before MHD decodes it), carried as MHD's con_cls, and freed
@@ -16,7 +29,7 @@
  * MHD does not watch a suspended connection, so it would not see a client that went away while
  * its request was held (a page reload, a dropped network): we watch the socket for the hang-up
  * ourselves while it is suspended, tell the owner that the request is gone, and resume the
- * connection only to close it. The watch is one epoll set of our own for the whole daemon
+ * connection only to close it. The watch is one epoll set of our own for all daemons
  * (EPOLLRDHUP only), itself watched by one uv_poll_t: a held request costs an EPOLL_CTL_ADD and
  * a DEL. (A uv_poll_t per request cost an ioctl and six epoll_ctl calls: libuv checks the fd
  * with an ADD and a DEL, and stops a poll with two DELs. BOSH holds a request per message.) */
@@ -24,6 +37,7 @@
 
 #include "gateway/err.h"
 #include "gateway/log.h"
+#include "gateway/map.h"
 #include "gateway/mem.h"
 #include "gateway/metrics.h"
 
@@ -37,12 +51,15 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define MAX_ROUTES     32
 #define MAX_HEADERS    16
 #define MAX_ORIGINS    16
 #define STOP_GRACE_MS  1000
+#define ACCEPT_BATCH   64  /* connections accepted per wake-up of the listening socket */
+#define RELISTEN_MS    100 /* pause after accept() failed for want of descriptors or memory */
 #define PREFLIGHT_AGE  "86400"
 #define STATUS_CLASSES 5 /* 1xx..5xx */
 
@@ -67,6 +84,7 @@ struct owned_str {
 
 struct gw_http_req {
     struct gw_http *h;
+    struct shard *sh; /* the daemon that has its connection */
     struct MHD_Connection *conn;
     struct gw_http_req *prev, *next; /* live requests, for stop */
     enum req_state state;
@@ -105,17 +123,31 @@ struct gw_http_req {
     bool abandoned; /* the client hung up: close without an answer */
 };
 
+/* One libmicrohttpd daemon and what drives it. */
+struct shard {
+    struct gw_http *h;
+    struct MHD_Daemon *d;
+    uv_poll_t poll;   /* the daemon's epoll fd */
+    uv_timer_t timer; /* its timeouts and kicks */
+    unsigned conns;   /* connections it holds (NOTIFY_CONNECTION) */
+    bool in_run, kicked;
+};
+
 struct gw_http {
     struct gw_core *core;
-    struct MHD_Daemon *d;
-    uv_poll_t poll;
-    int hup_fd;         /* epoll set of the suspended requests' sockets (EPOLLRDHUP) */
-    uv_poll_t hup_poll; /* readable when one of them hung up */
-    uv_timer_t timer;   /* MHD's timeouts and kicks */
-    uv_timer_t grace;   /* stop: time allowed for queued answers to leave */
+    int listen_fd;
+    uv_poll_t listen_poll;
+    bool accepting;      /* listen_poll started */
+    uv_timer_t relisten; /* accepting again after accept() ran out of descriptors */
+    struct shard **shards;
+    size_t nshards, max_shards;
+    unsigned conns;        /* connections in all daemons */
+    struct gw_map *per_ip; /* ip -> connections, as a pointer-sized integer */
+    int hup_fd;            /* epoll set of the suspended requests' sockets (EPOLLRDHUP) */
+    uv_poll_t hup_poll;    /* readable when one of them hung up */
+    uv_timer_t grace;      /* stop: time allowed for queued answers to leave */
     unsigned handles;
-    bool in_run, kicked, stopping, finished;
-    int quiesced_fd;
+    bool stopping, finished;
     unsigned answering; /* answered and not yet completed */
     struct gw_http_req *reqs;
     struct route_entry routes[MAX_ROUTES];
@@ -126,7 +158,7 @@ struct gw_http {
     uint64_t *unrouted[STATUS_CLASSES];
 };
 
-static void kick(struct gw_http *h);
+static void kick(struct shard *sh);
 
 static bool origin_allowed(const struct gw_http *h, const char *origin)
 {
@@ -392,7 +424,7 @@ static void on_hangup(struct gw_http_req *req)
         ops->gone(req->ops_arg, req);
     req->suspended = false;
     MHD_resume_connection(req->conn);
-    kick(req->h);
+    kick(req->sh);
 }
 
 static void start_hangup_watch(struct gw_http_req *req)
@@ -442,7 +474,7 @@ void gw_http_respond(struct gw_http_req *req, unsigned status, const char *conte
     if (req->suspended) {
         req->suspended = false;
         MHD_resume_connection(req->conn);
-        kick(req->h);
+        kick(req->sh);
     }
 }
 
@@ -481,12 +513,24 @@ void gw_http_defer(struct gw_http_req *req, uint64_t timeout_ms,
 
 /* ---- MHD callbacks ---- */
 
+static void ip_text(const struct sockaddr *sa, char *out, size_t n)
+{
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)n);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)n);
+    else
+        snprintf(out, n, "unknown");
+}
+
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
-    struct gw_http *h = cls;
+    struct shard *sh = cls;
+    struct gw_http *h = sh->h;
     struct gw_http_req *req = gw_calloc(1, sizeof *req);
     req->hangup_fd = -1;
     req->h = h;
+    req->sh = sh;
     req->conn = conn;
     req->target = gw_strdup(uri ? uri : "");
     req->next = h->reqs;
@@ -495,13 +539,7 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     h->reqs = req;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-    if (sa && sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, req->ip, sizeof req->ip);
-    else if (sa && sa->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, req->ip, sizeof req->ip);
-    else
-        snprintf(req->ip, sizeof req->ip, "unknown");
+    ip_text(ci ? ci->client_addr : NULL, req->ip, sizeof req->ip);
     return req;
 }
 
@@ -532,7 +570,8 @@ static void on_req_timer_closed(uv_handle_t *hd)
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    struct gw_http *h = cls;
+    struct shard *sh = cls;
+    struct gw_http *h = sh->h;
     (void)conn;
     struct gw_http_req *req = *con_cls;
     *con_cls = NULL;
@@ -558,7 +597,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free_req_mem(req);
     }
     if (h->stopping && h->answering == 0)
-        kick(h);
+        kick(sh);
 }
 
 /* Prepares a layer-made answer (errors, preflights) in the same form as a handler's. */
@@ -728,12 +767,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
 {
-    struct gw_http *h = cls;
     (void)url;
     (void)version;
     struct gw_http_req *req = *con_cls;
     if (!req) /* MHD always calls the URI logger first; this is only a guard */
-        req = *con_cls = on_uri(h, "", conn);
+        req = *con_cls = on_uri(cls, "", conn);
     if (req->state == RQ_HEADERS) {
         begin(req, method);
         return req->answered ? queue_answer(req) : MHD_YES;
@@ -761,16 +799,47 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return MHD_YES;
 }
 
-/* At http_max_connections MHD takes its listen socket out of its epoll set and puts it back
- * only in a later MHD_run(): run it once more after every close, or a connection waiting in the
- * backlog would wait until some other event woke MHD. */
+static size_t ip_count(const struct gw_http *h, const char *ip)
+{
+    return (size_t)(uintptr_t)gw_map_get(h->per_ip, ip);
+}
+
+static void ip_add(struct gw_http *h, const char *ip, int delta)
+{
+    size_t n = ip_count(h, ip) + (size_t)delta;
+    if (n == 0)
+        gw_map_del(h->per_ip, ip);
+    else
+        gw_map_put(h->per_ip, ip, (void *)(uintptr_t)n);
+}
+
+static void start_accepting(struct gw_http *h);
+
+/* Counts a daemon's connections and each address's. MHD_add_connection() reports STARTED before
+ * it returns, so the per-address count is current when the next connection is accepted. The
+ * connection's address is kept as its socket context, for the CLOSED report. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)conn;
-    (void)socket_context;
-    if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
-        kick(cls);
+    struct shard *sh = cls;
+    struct gw_http *h = sh->h;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        char ip[INET6_ADDRSTRLEN];
+        ip_text(ci ? ci->client_addr : NULL, ip, sizeof ip);
+        *socket_context = gw_strdup(ip);
+        ip_add(h, ip, 1);
+        sh->conns++;
+        h->conns++;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+        ip_add(h, *socket_context, -1);
+        free(*socket_context);
+        *socket_context = NULL;
+        sh->conns--;
+        h->conns--;
+        start_accepting(h); /* below the limit again: take what waits in the backlog */
+    }
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -786,70 +855,182 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     GW_DEBUG("http.mhd", "detail=%s", gw_log_quote(q, sizeof q, line));
 }
 
-/* ---- driving MHD from the loop ---- */
+/* ---- driving the daemons from the loop ---- */
 
-static void run_mhd(struct gw_http *h);
+static void run_shard(struct shard *sh);
 
 static void on_timer(uv_timer_t *t)
 {
-    run_mhd(t->data);
+    run_shard(t->data);
 }
 
-static void arm(struct gw_http *h)
+static void arm(struct shard *sh)
 {
     MHD_UNSIGNED_LONG_LONG ms;
-    if (h->kicked) {
-        h->kicked = false;
-        uv_timer_start(&h->timer, on_timer, 0, 0);
-    } else if (MHD_get_timeout(h->d, &ms) == MHD_YES) {
-        uv_timer_start(&h->timer, on_timer, ms, 0);
+    if (sh->kicked) {
+        sh->kicked = false;
+        uv_timer_start(&sh->timer, on_timer, 0, 0);
+    } else if (MHD_get_timeout(sh->d, &ms) == MHD_YES) {
+        uv_timer_start(&sh->timer, on_timer, ms, 0);
     } else {
-        uv_timer_stop(&h->timer);
+        uv_timer_stop(&sh->timer);
     }
 }
 
 static void finish_stop(struct gw_http *h);
 
-static void run_mhd(struct gw_http *h)
+static void run_shard(struct shard *sh)
 {
+    struct gw_http *h = sh->h;
     if (h->finished)
         return;
     if (h->stopping && h->answering == 0) {
         finish_stop(h);
         return;
     }
-    unsigned before = gw_http_connections(h);
-    h->in_run = true;
-    MHD_run(h->d);
-    h->in_run = false;
-    /* At http_max_connections MHD takes its listening socket out of its epoll set, and puts it
-     * back only at the start of a later run: after connections closed, run again so that a
-     * connection waiting in the backlog is accepted without waiting for another event. */
-    if (gw_http_connections(h) < before)
-        h->kicked = true;
+    sh->in_run = true;
+    MHD_run(sh->d);
+    sh->in_run = false;
     if (h->stopping && h->answering == 0) {
         finish_stop(h);
         return;
     }
-    arm(h);
+    arm(sh);
 }
 
-/* Runs MHD on the next loop iteration: never from inside one of its own callbacks. */
-static void kick(struct gw_http *h)
+/* Runs the daemon on the next loop iteration: never from inside one of its own callbacks. */
+static void kick(struct shard *sh)
 {
-    if (h->finished)
+    if (sh->h->finished)
         return;
-    if (h->in_run)
-        h->kicked = true;
+    if (sh->in_run)
+        sh->kicked = true;
     else
-        uv_timer_start(&h->timer, on_timer, 0, 0);
+        uv_timer_start(&sh->timer, on_timer, 0, 0);
 }
 
 static void on_poll(uv_poll_t *p, int status, int events)
 {
     (void)status;
     (void)events;
-    run_mhd(p->data);
+    run_shard(p->data);
+}
+
+static struct shard *shard_new(struct gw_http *h)
+{
+    const struct gw_config *cfg = h->core->cfg;
+    struct shard *sh = gw_calloc(1, sizeof *sh);
+    sh->h = h;
+    unsigned flags =
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG;
+    unsigned timeout_s = (unsigned)((cfg->http_connection_timeout_ms + 999) / 1000);
+    sh->d =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_access, sh,
+                         /* first, so that MHD logs every later complaint through us */
+                         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_CONNECTION_LIMIT,
+                         cfg->http_connections_per_daemon, MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+                         MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->http_connection_memory,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, sh, MHD_OPTION_URI_LOG_CALLBACK,
+                         on_uri, sh, MHD_OPTION_NOTIFY_CONNECTION, on_connection, sh,
+                         MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+    const union MHD_DaemonInfo *info =
+        sh->d ? MHD_get_daemon_info(sh->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (!info) {
+        GW_ERROR("http.daemon_failed", "daemons=%zu", h->nshards);
+        if (sh->d)
+            MHD_stop_daemon(sh->d);
+        free(sh);
+        return NULL;
+    }
+    uv_poll_init(h->core->loop, &sh->poll, info->epoll_fd);
+    sh->poll.data = sh;
+    uv_poll_start(&sh->poll, UV_READABLE, on_poll);
+    uv_timer_init(h->core->loop, &sh->timer);
+    sh->timer.data = sh;
+    h->handles += 2;
+    h->shards[h->nshards++] = sh;
+    arm(sh);
+    return sh;
+}
+
+/* The first daemon with room, or a new one. Filling the first ones keeps the daemons few. */
+static struct shard *shard_with_room(struct gw_http *h)
+{
+    for (size_t i = 0; i < h->nshards; i++)
+        if (h->shards[i]->conns < h->core->cfg->http_connections_per_daemon)
+            return h->shards[i];
+    return h->nshards < h->max_shards ? shard_new(h) : NULL;
+}
+
+static void stop_accepting(struct gw_http *h)
+{
+    if (h->accepting)
+        uv_poll_stop(&h->listen_poll);
+    h->accepting = false;
+}
+
+static void on_relisten(uv_timer_t *t)
+{
+    start_accepting(t->data);
+}
+
+static void on_listen(uv_poll_t *p, int status, int events)
+{
+    struct gw_http *h = p->data;
+    const struct gw_config *cfg = h->core->cfg;
+    (void)status;
+    (void)events;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        if (h->conns >= cfg->http_max_connections) {
+            stop_accepting(h); /* on_connection starts again when one closes */
+            return;
+        }
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(h->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                /* EMFILE, ENFILE, ENOBUFS: the connection stays in the backlog; try again soon
+                 * rather than spin on a socket that stays readable */
+                GW_WARN("http.accept_failed", "error=\"%s\" retry_ms=%d", strerror(errno),
+                        RELISTEN_MS);
+                stop_accepting(h);
+                uv_timer_start(&h->relisten, on_relisten, RELISTEN_MS, 0);
+            }
+            return;
+        }
+        char ip[INET6_ADDRSTRLEN];
+        ip_text((struct sockaddr *)&ss, ip, sizeof ip);
+        if (ip_count(h, ip) >= cfg->http_max_connections_per_ip) {
+            GW_INFO("http.limit", "what=per_ip limit=%u ip=%s", cfg->http_max_connections_per_ip,
+                    ip);
+            close(fd);
+            continue;
+        }
+        struct shard *sh = shard_with_room(h);
+        if (!sh) {
+            close(fd);
+            continue;
+        }
+        /* MHD closes the socket itself if it cannot take it */
+        if (MHD_add_connection(sh->d, fd, (struct sockaddr *)&ss, len) != MHD_YES) {
+            GW_WARN("http.add_failed", "ip=%s error=\"%s\"", ip, strerror(errno));
+            continue;
+        }
+        kick(sh);
+    }
+}
+
+static void start_accepting(struct gw_http *h)
+{
+    if (h->accepting || h->stopping || h->finished ||
+        h->conns >= h->core->cfg->http_max_connections)
+        return;
+    uv_timer_stop(&h->relisten);
+    uv_poll_start(&h->listen_poll, UV_READABLE, on_listen);
+    h->accepting = true;
 }
 
 static double connections_metric(void *arg)
@@ -857,7 +1038,14 @@ static double connections_metric(void *arg)
     return (double)gw_http_connections(arg);
 }
 
-static int listen_addr(const struct gw_hostport *hp, struct sockaddr_storage *ss)
+static double daemons_metric(void *arg)
+{
+    const struct gw_http *h = arg;
+    return (double)h->nshards;
+}
+
+/* Runs before the loop starts: a blocking lookup is acceptable here and only here. */
+static int open_listener(const struct gw_hostport *hp)
 {
     char port[8];
     snprintf(port, sizeof port, "%u", hp->port);
@@ -865,13 +1053,26 @@ static int listen_addr(const struct gw_hostport *hp, struct sockaddr_storage *ss
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    /* Runs before the loop starts: a blocking lookup is acceptable here and only here. */
-    if (getaddrinfo(hp->host, port, &hints, &res) != 0 || !res)
-        return GW_EINVAL;
-    memset(ss, 0, sizeof *ss);
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    if (getaddrinfo(hp->host, port, &hints, &res) != 0 || !res) {
+        GW_ERROR("http.listen_failed", "addr=%s:%u detail=\"cannot resolve\"", hp->host, hp->port);
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (res->ai_family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
+    if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
+        GW_ERROR("http.listen_failed", "addr=%s:%u error=\"%s\"", hp->host, hp->port,
+                 strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
     freeaddrinfo(res);
-    return 0;
+    return fd;
 }
 
 int gw_http_start(struct gw_core *core, struct gw_http **out)
@@ -879,7 +1080,8 @@ int gw_http_start(struct gw_core *core, struct gw_http **out)
     const struct gw_config *cfg = core->cfg;
     struct gw_http *h = gw_calloc(1, sizeof *h);
     h->core = core;
-    h->quiesced_fd = -1;
+    h->listen_fd = -1;
+    h->hup_fd = -1;
     h->norigins = gw_http_parse_origins(cfg->http_cors_origins, h->origins, MAX_ORIGINS);
     if (h->norigins < 0) {
         GW_ERROR("http.bad_config", "key=http_cors_origins detail=\"expected origins such as "
@@ -890,69 +1092,55 @@ int gw_http_start(struct gw_core *core, struct gw_http **out)
     for (int i = 0; i < h->norigins; i++)
         if (strcmp(h->origins[i], "*") == 0)
             h->any_origin = true;
-    struct sockaddr_storage ss;
-    if (listen_addr(&cfg->http_listen, &ss) != 0) {
-        GW_ERROR("http.listen_failed", "addr=%s:%u detail=\"cannot resolve\"",
-                 cfg->http_listen.host, cfg->http_listen.port);
-        free(h);
-        return GW_EIO;
-    }
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (ss.ss_family == AF_INET6)
-        flags |= MHD_USE_IPv6;
-    unsigned timeout_s = (unsigned)((cfg->http_connection_timeout_ms + 999) / 1000);
-    h->d = MHD_start_daemon(flags, cfg->http_listen.port, NULL, NULL, on_access, h,
-                            /* first, so that MHD logs every later complaint through us */
-                            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h, MHD_OPTION_SOCK_ADDR,
-                            (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-                            cfg->http_max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                            cfg->http_max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-                            timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                            cfg->http_connection_memory, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                            h, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_NOTIFY_CONNECTION,
-                            on_connection, h, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
-    if (!h->d) {
-        GW_ERROR("http.listen_failed", "addr=%s:%u", cfg->http_listen.host, cfg->http_listen.port);
+    h->listen_fd = open_listener(&cfg->http_listen);
+    if (h->listen_fd < 0) {
         free(h);
         return GW_EIO;
     }
     h->hup_fd = epoll_create1(EPOLL_CLOEXEC);
     if (h->hup_fd < 0) {
         GW_ERROR("http.hangup_watch", "error=\"%s\"", strerror(errno));
-        MHD_stop_daemon(h->d);
+        close(h->listen_fd);
         free(h);
         return GW_EIO;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
-    uv_poll_init(core->loop, &h->poll, info->epoll_fd);
-    h->poll.data = h;
-    uv_poll_start(&h->poll, UV_READABLE, on_poll);
-    uv_timer_init(core->loop, &h->timer);
-    h->timer.data = h;
+    h->per_ip = gw_map_new();
+    h->max_shards = (cfg->http_max_connections + cfg->http_connections_per_daemon - 1) /
+                    cfg->http_connections_per_daemon;
+    h->shards = gw_calloc(h->max_shards, sizeof *h->shards);
+    uv_poll_init(core->loop, &h->listen_poll, h->listen_fd);
+    h->listen_poll.data = h;
+    uv_timer_init(core->loop, &h->relisten);
+    h->relisten.data = h;
     uv_timer_init(core->loop, &h->grace);
     h->grace.data = h;
     uv_poll_init(core->loop, &h->hup_poll, h->hup_fd);
     h->hup_poll.data = h;
     uv_poll_start(&h->hup_poll, UV_READABLE, on_hup_poll);
     h->handles = 4;
+    /* One daemon now, so that a libmicrohttpd that cannot start fails the start. */
+    if (!shard_new(h)) {
+        finish_stop(h); /* frees h once its handles have closed */
+        return GW_EIO;
+    }
+    start_accepting(h);
     register_counts(h, "none", h->unrouted);
     gw_metrics_gauge_fn(core->metrics, "mxgw_http_connections", "HTTP connections open", NULL,
                         connections_metric, h);
-    arm(h);
-    GW_INFO("http.listen", "addr=%s:%u timeout=%us max_connections=%u per_ip=%u",
-            cfg->http_listen.host, cfg->http_listen.port, timeout_s, cfg->http_max_connections,
-            cfg->http_max_connections_per_ip);
+    gw_metrics_gauge_fn(core->metrics, "mxgw_http_daemons",
+                        "libmicrohttpd daemons (each holds up to http_connections_per_daemon)",
+                        NULL, daemons_metric, h);
+    GW_INFO("http.listen", "addr=%s:%u timeout=%ums max_connections=%u per_ip=%u per_daemon=%u",
+            cfg->http_listen.host, cfg->http_listen.port, (unsigned)cfg->http_connection_timeout_ms,
+            cfg->http_max_connections, cfg->http_max_connections_per_ip,
+            cfg->http_connections_per_daemon);
     *out = h;
     return 0;
 }
 
 unsigned gw_http_connections(const struct gw_http *h)
 {
-    if (!h || !h->d || h->finished)
-        return 0;
-    const union MHD_DaemonInfo *info =
-        MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
-    return info ? info->num_connections : 0;
+    return h && !h->finished ? h->conns : 0;
 }
 
 /* ---- stopping ---- */
@@ -966,7 +1154,18 @@ static void on_handle_closed(uv_handle_t *hd)
         free(h->routes[i].path);
         free(h->routes[i].name);
     }
+    for (size_t i = 0; i < h->nshards; i++)
+        free(h->shards[i]);
+    free(h->shards);
+    gw_map_free(h->per_ip);
     free(h);
+}
+
+static void on_shard_handle_closed(uv_handle_t *hd)
+{
+    struct shard *sh = hd->data;
+    hd->data = sh->h;
+    on_handle_closed(hd);
 }
 
 static void on_grace(uv_timer_t *t)
@@ -981,18 +1180,24 @@ static void finish_stop(struct gw_http *h)
     if (h->finished)
         return;
     h->finished = true;
-    uv_poll_stop(&h->poll);
+    stop_accepting(h);
     uv_poll_stop(&h->hup_poll);
-    uv_timer_stop(&h->timer);
+    uv_timer_stop(&h->relisten);
     uv_timer_stop(&h->grace);
-    MHD_stop_daemon(h->d); /* completes every remaining request (on_completed) */
-    h->d = NULL;
-    if (h->quiesced_fd >= 0)
-        close(h->quiesced_fd);
-    uv_close((uv_handle_t *)&h->poll, on_handle_closed);
+    for (size_t i = 0; i < h->nshards; i++) {
+        struct shard *sh = h->shards[i];
+        uv_poll_stop(&sh->poll);
+        uv_timer_stop(&sh->timer);
+        MHD_stop_daemon(sh->d); /* completes every remaining request (on_completed) */
+        sh->d = NULL;
+        uv_close((uv_handle_t *)&sh->poll, on_shard_handle_closed);
+        uv_close((uv_handle_t *)&sh->timer, on_shard_handle_closed);
+    }
+    close(h->listen_fd); /* connections still in the backlog are refused */
+    uv_close((uv_handle_t *)&h->listen_poll, on_handle_closed);
+    uv_close((uv_handle_t *)&h->relisten, on_handle_closed);
     uv_close((uv_handle_t *)&h->hup_poll, on_handle_closed);
     close(h->hup_fd); /* uv_poll_stop() has already taken it out of libuv's epoll set */
-    uv_close((uv_handle_t *)&h->timer, on_handle_closed);
     uv_close((uv_handle_t *)&h->grace, on_handle_closed);
     GW_INFO("http.stopped", "%s", "");
 }
@@ -1002,8 +1207,7 @@ void gw_http_stop(struct gw_http *h)
     if (!h || h->stopping)
         return;
     h->stopping = true;
-    MHD_socket fd = MHD_quiesce_daemon(h->d);
-    h->quiesced_fd = fd == MHD_INVALID_SOCKET ? -1 : fd;
+    stop_accepting(h); /* new connections wait in the backlog until the listener closes */
     for (struct gw_http_req *req = h->reqs; req; req = req->next) {
         if (!req->deferred || req->answered)
             continue;
@@ -1013,5 +1217,6 @@ void gw_http_stop(struct gw_http *h)
         gw_http_respond_text(req, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
     }
     uv_timer_start(&h->grace, on_grace, STOP_GRACE_MS, 0);
-    kick(h);
+    for (size_t i = 0; i < h->nshards; i++)
+        kick(h->shards[i]);
 }

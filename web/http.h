@@ -1,4 +1,4 @@
-/* HTTP front end: one libmicrohttpd daemon on the gateway's libuv loop (no threads of its own),
+/* HTTP front end: libmicrohttpd daemons on the gateway's libuv loop (no threads of their own),
  * with a small router that every HTTP feature (BOSH, the demo page, REST, health, metrics)
  * registers on.
  *

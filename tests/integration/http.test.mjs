@@ -7,7 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
 import net from "node:net";
-import { Env, USERS, NS, xml, guarded, waitUntil } from "./lib/env.mjs";
+import { Env, USERS, NS, xml, guarded, waitUntil, parseMetrics } from "./lib/env.mjs";
 import { RawBosh, post, wrapper, payloads, terminalCondition, tcpConnect, readUntilClose } from "./lib/bosh.mjs";
 
 let env;
@@ -23,6 +23,7 @@ before(async () => {
     http_connection_timeout: "2s",
     http_max_connections: MAX_CONNECTIONS,
     http_max_connections_per_ip: 8,
+    http_connections_per_daemon: 3, // the per-IP limit counts across daemons
     http_body_bytes: 65536,
     http_cors_origins: "http://app.example https://chat.example:8443",
     bosh_max_wait: "5s",
@@ -214,7 +215,10 @@ httpTest("too many connections from one address: the extra ones are closed, othe
 
 test("at the total connection limit new connections wait unaccepted until one closes",
   { timeout: 45000 }, guarded(() => env, async () => {
-    const g = await env.startGateway({ http_max_connections: 4, http_max_connections_per_ip: 4 });
+    // One connection per daemon: the limit counts the connections of all daemons together.
+    const g = await env.startGateway({
+      http_max_connections: 4, http_max_connections_per_ip: 4, http_connections_per_daemon: 1,
+    });
     const conns = [];
     try {
       for (let i = 0; i < 4; i++) conns.push(await tcpConnect(g.httpPort));
@@ -237,6 +241,52 @@ test("at the total connection limit new connections wait unaccepted until one cl
       await g.stop();
     }
   }));
+
+test("connections spread over several libmicrohttpd daemons, and BOSH works across them", { timeout: 60000 }, guarded(() => env, async () => {
+  const g = await env.startGateway({ http_connections_per_daemon: 2, bosh_max_wait: "5s" });
+  const sessions = [];
+  try {
+    const alice = new RawBosh(g.boshUrl);
+    await alice.login("alice", USERS.alice);
+    const carol2 = new RawBosh(g.boshUrl);
+    await carol2.login("carol", USERS.carol);
+    sessions.push(alice, carol2);
+    // Three more sessions, each holding a request on a connection of its own.
+    const held = [];
+    for (let i = 0; i < 3; i++) {
+      const r = new RawBosh(g.boshUrl);
+      await r.create();
+      sessions.push(r);
+      held.push(r.request(""));
+    }
+    await waitUntil(async () => {
+      const m = parseMetrics(await (await fetch(`${g.httpUrl}/metrics`)).text());
+      return m.mxgw_http_daemons >= 2 && m.mxgw_http_connections >= 4;
+    }, { what: "the held requests' connections counted in several daemons" });
+    // Messages both ways while those requests are held. Each message goes out in a request
+    // that is then held for the answer coming back.
+    let waiting = alice.request("");
+    const sent = [];
+    for (let i = 0; i < 4; i++) {
+      const text = `across daemons ${i} ${crypto.randomBytes(4).toString("hex")}`;
+      const [from, to] = i % 2 ? [alice, carol2] : [carol2, alice];
+      const next = from.request(`<message xmlns="${NS.client}" to="${to.jid}" type="chat"><body>${text}</body></message>`);
+      const r = await waiting;
+      assert.ok(payloads(r.el).some((e) => e.getChildText?.("body") === text), r.text);
+      waiting = next;
+    }
+    sent.push(waiting);
+    for (const r of await Promise.all([...held, ...sent])) {
+      assert.equal(r.status, 200, r.text);
+      assert.equal(terminalCondition(r.el), undefined, r.text);
+    }
+    const m = parseMetrics(await (await fetch(`${g.httpUrl}/metrics`)).text());
+    assert.ok(m.mxgw_http_daemons >= 3, `daemons started as connections arrived: ${m.mxgw_http_daemons}`);
+  } finally {
+    for (const r of sessions) await r.terminate().catch(() => {});
+    await g.stop();
+  }
+}));
 
 httpTest("the demo page and its library are served by mxgw itself", async () => {
   const page = await fetch(`${gw.httpUrl}/`);
