@@ -35,6 +35,31 @@ size_t gw_utf8_decode(const unsigned char *s, size_t n, unsigned *cp)
     return len;
 }
 
+size_t gw_utf8_xml_char(const unsigned char *s, size_t n)
+{
+    unsigned cp;
+    size_t len = gw_utf8_decode(s, n, &cp);
+    if (len == 0 || (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xfffe ||
+        cp == 0xffff)
+        return 0;
+    return len;
+}
+
+bool gw_utf8_xml_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        if (s[i] >= 0x20 && s[i] < 0x80) { /* most text: printable ASCII */
+            i++;
+            continue;
+        }
+        size_t len = gw_utf8_xml_char(s + i, n - i);
+        if (len == 0)
+            return false;
+        i += len;
+    }
+    return true;
+}
+
 bool gw_utf8_valid(const unsigned char *s, size_t n)
 {
     unsigned cp;

@@ -101,23 +101,10 @@ static int cb_double(void *ctx, double val)
     return 0;
 }
 
-/* Characters XML cannot carry are refused in every string: it may become stanza text. */
-static bool xml_safe(const unsigned char *s, size_t len)
-{
-    for (size_t i = 0; i < len;) {
-        unsigned cp;
-        size_t n = gw_utf8_decode(s + i, len - i, &cp);
-        if (!n || (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xfffe ||
-            cp == 0xffff)
-            return false;
-        i += n;
-    }
-    return true;
-}
-
 static int cb_string(void *ctx, const unsigned char *s, size_t len)
 {
-    if (!xml_safe(s, len)) {
+    /* Characters XML cannot carry are refused in every string: it may become stanza text. */
+    if (!gw_utf8_xml_valid(s, len)) {
         set_error(ctx, "a string holds a character XML cannot carry");
         return 0;
     }
@@ -137,7 +124,7 @@ static int cb_start_map(void *ctx)
 static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
 {
     struct builder *b = ctx;
-    if (!xml_safe(key, len)) {
+    if (!gw_utf8_xml_valid(key, len)) {
         set_error(b, "a key holds a character XML cannot carry");
         return 0;
     }

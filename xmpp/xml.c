@@ -306,16 +306,6 @@ char *gw_xml_text(const struct gw_xml *el)
 
 /* Length of the UTF-8 character at s (n bytes left), or 0 if it is malformed or a character
  * XML 1.0 does not allow (C0 controls but tab, LF and CR; U+FFFE; U+FFFF). */
-static size_t xml_char(const unsigned char *s, size_t n)
-{
-    unsigned cp;
-    size_t len = gw_utf8_decode(s, n, &cp);
-    if (len == 0 || (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xfffe ||
-        cp == 0xffff)
-        return 0;
-    return len;
-}
-
 /* attr: also escape tab, LF and CR, which attribute-value normalization would turn into
  * spaces. CR is escaped in text too, where line-end normalization would turn it into LF. */
 static int escape(struct gw_buf *out, const char *s, size_t len, bool attr)
@@ -323,8 +313,13 @@ static int escape(struct gw_buf *out, const char *s, size_t len, bool attr)
     const unsigned char *p = (const unsigned char *)s;
     size_t run = 0; /* bytes copied verbatim in one go */
     for (size_t i = 0; i < len;) {
+        unsigned char c = p[i];
+        if (c >= 0x20 && c < 0x7f && c != '&' && c != '<' && c != '>' && c != '\'' && c != '"') {
+            i++; /* most text: printable ASCII that needs no escape */
+            continue;
+        }
         const char *rep = NULL;
-        switch (p[i]) {
+        switch (c) {
         case '&':
             rep = "&amp;";
             break;
@@ -362,7 +357,7 @@ static int escape(struct gw_buf *out, const char *s, size_t len, bool attr)
             run = i;
             continue;
         }
-        size_t n = xml_char(p + i, len - i);
+        size_t n = gw_utf8_xml_char(p + i, len - i);
         if (!n)
             return GW_EINVAL;
         i += n;

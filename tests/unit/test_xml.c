@@ -127,6 +127,28 @@ int main(void)
         gw_xml_free(t);
     }
 
+    /* The same after a run of plain ASCII, and next to characters XML does allow: tab, LF, DEL,
+     * two-, three- and four-byte characters pass; CR is written as a reference. */
+    {
+        struct gw_xml *t = gw_xml_new(GW_NS_CLIENT, "body");
+        gw_xml_add_text(t, "plain ascii run\x01", 16);
+        struct gw_buf b;
+        gw_buf_init(&b, 0);
+        rc = gw_xml_serialize(&b, t, GW_NS_CLIENT);
+        CHECK(rc == GW_EINVAL, "a control after ASCII: expected GW_EINVAL, got %d", rc);
+        gw_buf_free(&b);
+        gw_xml_free(t);
+        const char ok[] = "a\tb\nc\x7f d\xc3\xa9 \xe2\x82\xac \xf0\x9d\x84\x9e\r";
+        t = gw_xml_new(GW_NS_CLIENT, "body");
+        gw_xml_add_text(t, ok, sizeof ok - 1);
+        s = ser(t, GW_NS_CLIENT, &rc);
+        CHECK(rc == 0 && strcmp(s, "<body>a\tb\nc\x7f d\xc3\xa9 \xe2\x82\xac \xf0\x9d\x84\x9e&#13;"
+                                   "</body>") == 0,
+              "allowed characters kept, got %d %s", rc, s);
+        free(s);
+        gw_xml_free(t);
+    }
+
     /* Unqualified child inside a default namespace gets xmlns=''. */
     struct gw_xml *q = gw_xml_new(GW_NS_CLIENT, "iq");
     gw_xml_append(q, gw_xml_new(NULL, "bare"));
