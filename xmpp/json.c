@@ -274,13 +274,36 @@ int gw_json_int(const struct gw_json *obj, const char *key, long long *outp)
 
 struct gw_json_out {
     yajl_gen g;
+    struct gw_json_out *next; /* in the spare list */
 };
+
+/* Writers are made and dropped for every message sent. A few spare ones are kept, emptied,
+ * with their buffers: yajl allocates a 2 KB buffer and its state for every generator, and those
+ * allocations were a tenth of a JSON message's instructions in the allocator. The process has
+ * one thread, so one list serves everything. A writer whose text grew past SPARE_MAX_TEXT is
+ * freed instead, so the spares never hold more than a few small buffers. */
+#define SPARE_WRITERS  8
+#define SPARE_MAX_TEXT 4096
+
+static struct gw_json_out *spare;
+static unsigned nspare;
+
+static void writer_init(struct gw_json_out *w)
+{
+    w->g = yajl_gen_alloc(NULL);
+    yajl_gen_config(w->g, yajl_gen_validate_utf8, 1);
+}
 
 struct gw_json_out *gw_json_out_new(void)
 {
-    struct gw_json_out *w = gw_malloc(sizeof *w);
-    w->g = yajl_gen_alloc(NULL);
-    yajl_gen_config(w->g, yajl_gen_validate_utf8, 1);
+    struct gw_json_out *w = spare;
+    if (w) {
+        spare = w->next;
+        nspare--;
+        return w;
+    }
+    w = gw_malloc(sizeof *w);
+    writer_init(w);
     return w;
 }
 
@@ -288,6 +311,15 @@ void gw_json_out_free(struct gw_json_out *w)
 {
     if (!w)
         return;
+    size_t len;
+    gw_json_text(w, &len);
+    if (nspare < SPARE_WRITERS && len <= SPARE_MAX_TEXT) {
+        gw_json_reset(w);
+        w->next = spare;
+        spare = w;
+        nspare++;
+        return;
+    }
     yajl_gen_free(w->g);
     free(w);
 }
@@ -354,7 +386,13 @@ const char *gw_json_text(struct gw_json_out *w, size_t *len)
 
 void gw_json_reset(struct gw_json_out *w)
 {
-    yajl_gen_free(w->g);
-    w->g = yajl_gen_alloc(NULL);
-    yajl_gen_config(w->g, yajl_gen_validate_utf8, 1);
+    size_t len;
+    gw_json_text(w, &len);
+    if (len > SPARE_MAX_TEXT) { /* do not keep a large buffer */
+        yajl_gen_free(w->g);
+        writer_init(w);
+        return;
+    }
+    yajl_gen_reset(w->g, NULL);
+    yajl_gen_clear(w->g);
 }
