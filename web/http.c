@@ -30,9 +30,11 @@
  * its request was held (a page reload, a dropped network): we watch the socket for the hang-up
  * ourselves while it is suspended, tell the owner that the request is gone, and resume the
  * connection only to close it. The watch is one epoll set of our own for all daemons
- * (EPOLLRDHUP only), itself watched by one uv_poll_t: a held request costs an EPOLL_CTL_ADD and
- * a DEL. (A uv_poll_t per request cost an ioctl and six epoll_ctl calls: libuv checks the fd
- * with an ADD and a DEL, and stops a poll with two DELs. BOSH holds a request per message.) */
+ * (EPOLLRDHUP, edge-triggered), itself watched by one uv_poll_t. Every connection's socket is in
+ * it from start to close, so a held request costs no system call. (A uv_poll_t per request cost
+ * an ioctl and six epoll_ctl calls: libuv checks the fd with an ADD and a DEL, and stops a poll
+ * with two DELs. Adding and removing the socket per held request cost two; BOSH holds one or
+ * two requests per message.) */
 #include "web/http.h"
 
 #include "gateway/err.h"
@@ -119,8 +121,17 @@ struct gw_http_req {
     void *ops_arg;
     uv_timer_t timer;
     bool timer_init;
-    int hangup_fd;  /* while suspended: the socket, in h->hup_fd's set; -1 otherwise */
-    bool abandoned; /* the client hung up: close without an answer */
+    struct conn_rec *watched; /* while suspended: its connection, watching for a hang-up */
+    bool abandoned;           /* the client hung up: close without an answer */
+};
+
+/* One connection, from MHD's STARTED report to its CLOSED one (its socket context). Its socket
+ * stays in h->hup_fd's epoll set for its whole life, edge-triggered on EPOLLRDHUP. */
+struct conn_rec {
+    char ip[INET6_ADDRSTRLEN]; /* for the per-address count */
+    int fd;                    /* in h->hup_fd's set; -1 if it could not be added */
+    struct gw_http_req *held;  /* its suspended request, if any */
+    bool hung_up;              /* EPOLLRDHUP came while no request was held */
 };
 
 /* One libmicrohttpd daemon and what drives it. */
@@ -402,10 +413,10 @@ static void stop_timer(struct gw_http_req *req)
 
 static void stop_hangup_watch(struct gw_http_req *req)
 {
-    if (req->hangup_fd < 0)
+    if (!req->watched)
         return;
-    epoll_ctl(req->h->hup_fd, EPOLL_CTL_DEL, req->hangup_fd, NULL);
-    req->hangup_fd = -1;
+    req->watched->held = NULL;
+    req->watched = NULL;
 }
 
 /* The client closed the connection of a suspended request: the owner drops it, and MHD gets
@@ -427,20 +438,29 @@ static void on_hangup(struct gw_http_req *req)
     kick(req->sh);
 }
 
+/* The socket is already in the hang-up set (on_connection), so holding a request costs no
+ * system call. An edge-triggered EPOLLRDHUP comes once: if it came while nothing was held, the
+ * registration is modified, which reports a hang-up still in effect again. */
 static void start_hangup_watch(struct gw_http_req *req)
 {
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    if (!ci || ci->connect_fd == MHD_INVALID_SOCKET)
+        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn_rec *rec = ci ? ci->socket_context : NULL;
+    if (!rec || rec->fd < 0)
         return;
-    struct epoll_event ev = {.events = EPOLLRDHUP, .data.ptr = req};
-    if (epoll_ctl(req->h->hup_fd, EPOLL_CTL_ADD, ci->connect_fd, &ev) == 0)
-        req->hangup_fd = ci->connect_fd;
+    rec->held = req;
+    req->watched = rec;
+    if (rec->hung_up) {
+        GW_DEBUG("http.hangup_before_hold", "ip=%s", rec->ip);
+        rec->hung_up = false;
+        struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = rec};
+        epoll_ctl(req->h->hup_fd, EPOLL_CTL_MOD, rec->fd, &ev);
+    }
 }
 
-/* Requests are freed only when MHD completes them, inside MHD_run(), which never runs from
- * here: every request named by this batch of events is still alive, if perhaps answered and
- * no longer watched, which on_hangup checks. */
+/* Records are freed only when MHD closes their connection, and requests when MHD completes them,
+ * both inside MHD_run(), which never runs from here: every record named by this batch of events
+ * is still alive (on_connection takes a closing socket out of the set first). */
 static void on_hup_poll(uv_poll_t *p, int status, int events)
 {
     struct gw_http *h = p->data;
@@ -449,9 +469,11 @@ static void on_hup_poll(uv_poll_t *p, int status, int events)
     struct epoll_event ev[64];
     int n = epoll_wait(h->hup_fd, ev, 64, 0);
     for (int i = 0; i < n; i++) {
-        struct gw_http_req *req = ev[i].data.ptr;
-        if (req->hangup_fd >= 0)
-            on_hangup(req);
+        struct conn_rec *rec = ev[i].data.ptr;
+        if (rec->held)
+            on_hangup(rec->held);
+        else
+            rec->hung_up = true;
     }
 }
 
@@ -528,7 +550,6 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     struct shard *sh = cls;
     struct gw_http *h = sh->h;
     struct gw_http_req *req = gw_calloc(1, sizeof *req);
-    req->hangup_fd = -1;
     req->h = h;
     req->sh = sh;
     req->conn = conn;
@@ -815,27 +836,37 @@ static void ip_add(struct gw_http *h, const char *ip, int delta)
 
 static void start_accepting(struct gw_http *h);
 
-/* Counts a daemon's connections and each address's. MHD_add_connection() reports STARTED before
- * it returns, so the per-address count is current when the next connection is accepted. The
- * connection's address is kept as its socket context, for the CLOSED report. */
+/* Counts a daemon's connections and each address's, and puts the socket in the hang-up set.
+ * MHD_add_connection() reports STARTED before it returns, so the per-address count is current
+ * when the next connection is accepted. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
     struct shard *sh = cls;
     struct gw_http *h = sh->h;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn_rec *rec = gw_calloc(1, sizeof *rec);
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        char ip[INET6_ADDRSTRLEN];
-        ip_text(ci ? ci->client_addr : NULL, ip, sizeof ip);
-        *socket_context = gw_strdup(ip);
-        ip_add(h, ip, 1);
+        ip_text(ci ? ci->client_addr : NULL, rec->ip, sizeof rec->ip);
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        rec->fd = ci ? ci->connect_fd : -1;
+        struct epoll_event ev = {.events = EPOLLRDHUP | EPOLLET, .data.ptr = rec};
+        if (rec->fd >= 0 && epoll_ctl(h->hup_fd, EPOLL_CTL_ADD, rec->fd, &ev) != 0)
+            rec->fd = -1; /* its held requests are not watched; their deadline still ends them */
+        *socket_context = rec;
+        ip_add(h, rec->ip, 1);
         sh->conns++;
         h->conns++;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
-        ip_add(h, *socket_context, -1);
-        free(*socket_context);
+        struct conn_rec *rec = *socket_context;
         *socket_context = NULL;
+        if (rec->fd >= 0) /* MHD closes the socket after this report */
+            epoll_ctl(h->hup_fd, EPOLL_CTL_DEL, rec->fd, NULL);
+        if (rec->held)
+            rec->held->watched = NULL;
+        ip_add(h, rec->ip, -1);
+        free(rec);
         sh->conns--;
         h->conns--;
         start_accepting(h); /* below the limit again: take what waits in the backlog */

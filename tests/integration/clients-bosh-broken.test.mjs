@@ -34,14 +34,18 @@ after(async () => {
   await env?.stop();
 }, { timeout: 60000 });
 
-/** Sends one BOSH request on its own TCP connection and leaves it open; returns the socket. */
-async function holdOnRawSocket(raw, rid) {
+/** Sends one BOSH request on its own TCP connection and leaves it open (with end, closes the
+ * sending side right behind the request: the FIN may reach mxgw before it holds the request);
+ * returns the socket. */
+async function holdOnRawSocket(raw, rid, { end = false } = {}) {
   const url = new URL(gw.boshUrl);
   const body = wrapper({ sid: raw.sid, rid });
   const s = await tcpConnect(Number(url.port));
   s.on("error", () => {});
-  s.write(`POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n` +
-    `Content-Type: text/xml; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  const request = `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n` +
+    `Content-Type: text/xml; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  if (end) s.end(request);
+  else s.write(request);
   return s;
 }
 
@@ -71,6 +75,36 @@ test("a held BOSH request whose client hangs up is answered at once: the client 
     const got = await raw.pollFor((e) => e.is("message", NS.client) && e.getChildText("body") === text,
       { what: "bob's message" });
     assert.equal(got.attrs.from, bob.jid.toString());
+    for (const r of raw.responses) {
+      assert.equal(terminalCondition(r.el), undefined, `no response ended the session: ${r.text}`);
+    }
+  } finally {
+    await raw.terminate();
+  }
+}));
+
+test("a held request whose client closed its side right behind the request is noticed too, " +
+  "before its wait ends", { timeout: 60000 }, guarded(() => env, async () => {
+  const raw = new RawBosh(gw.boshUrl);
+  await raw.create({ wait: 60 });
+  const jid = await raw.login("alice", USERS.alice);
+  // Our watch reports it (http.hangup), or libmicrohttpd itself reads the end of the stream
+  // before the request is held and ends it (http.incomplete): either way, not at the deadline.
+  const ended = () => (gw.log().match(/event=http\.(hangup|incomplete) /g) || []).length;
+  try {
+    for (let i = 0; i < 3; i++) {
+      const hangups = ended();
+      const dropped = raw.rid++;
+      const sock = await holdOnRawSocket(raw, dropped, { end: true });
+      // Noticed within 10 s, while the session's wait is 60 s.
+      await waitUntil(() => ended() > hangups,
+        { timeoutMs: 10000, what: `mxgw to notice that request ${dropped}'s client hung up` });
+      sock.destroy();
+      const text = `after the half-close ${i} ${crypto.randomBytes(4).toString("hex")}`;
+      await bob.send(xml("message", { to: jid, type: "chat" }, xml("body", {}, text)));
+      await raw.pollFor((e) => e.is("message", NS.client) && e.getChildText("body") === text,
+        { what: "bob's message" });
+    }
     for (const r of raw.responses) {
       assert.equal(terminalCondition(r.el), undefined, `no response ended the session: ${r.text}`);
     }
