@@ -49,6 +49,21 @@ async function holdOnRawSocket(raw, rid, { end = false } = {}) {
   return s;
 }
 
+/** bob writes to jid; raw, back with the next rid, gets it. */
+async function bobReaches(raw, jid, label) {
+  const text = `${label} ${crypto.randomBytes(4).toString("hex")}`;
+  await bob.send(xml("message", { to: jid, type: "chat" }, xml("body", {}, text)));
+  return raw.pollFor((e) => e.is("message", NS.client) && e.getChildText("body") === text,
+    { what: "bob's message" });
+}
+
+/** No response of raw's session ended it. */
+function assertNotEnded(raw) {
+  for (const r of raw.responses) {
+    assert.equal(terminalCondition(r.el), undefined, `no response ended the session: ${r.text}`);
+  }
+}
+
 test("a held BOSH request whose client hangs up is answered at once: the client that comes " +
   "back with the next rid is not overactive, gets the next message, and may resend the old rid",
 { timeout: 60000 }, guarded(() => env, async () => {
@@ -70,14 +85,9 @@ test("a held BOSH request whose client hangs up is answered at once: the client 
     assert.deepEqual(payloads(again.el), [], "nothing was sent into the closed connection");
 
     // bob writes; the client is back at once with the next rid (well within 'polling').
-    const text = `after the hang-up ${crypto.randomBytes(4).toString("hex")}`;
-    await bob.send(xml("message", { to: jid, type: "chat" }, xml("body", {}, text)));
-    const got = await raw.pollFor((e) => e.is("message", NS.client) && e.getChildText("body") === text,
-      { what: "bob's message" });
+    const got = await bobReaches(raw, jid, "after the hang-up");
     assert.equal(got.attrs.from, bob.jid.toString());
-    for (const r of raw.responses) {
-      assert.equal(terminalCondition(r.el), undefined, `no response ended the session: ${r.text}`);
-    }
+    assertNotEnded(raw);
   } finally {
     await raw.terminate();
   }
@@ -100,14 +110,9 @@ test("a held request whose client closed its side right behind the request is no
       await waitUntil(() => ended() > hangups,
         { timeoutMs: 10000, what: `mxgw to notice that request ${dropped}'s client hung up` });
       sock.destroy();
-      const text = `after the half-close ${i} ${crypto.randomBytes(4).toString("hex")}`;
-      await bob.send(xml("message", { to: jid, type: "chat" }, xml("body", {}, text)));
-      await raw.pollFor((e) => e.is("message", NS.client) && e.getChildText("body") === text,
-        { what: "bob's message" });
+      await bobReaches(raw, jid, `after the half-close ${i}`);
     }
-    for (const r of raw.responses) {
-      assert.equal(terminalCondition(r.el), undefined, `no response ended the session: ${r.text}`);
-    }
+    assertNotEnded(raw);
   } finally {
     await raw.terminate();
   }
@@ -142,13 +147,8 @@ test("in Chromium: reloading the page while mxgw holds its BOSH request closes t
     await waitUntil(() => hangups() > before, { timeoutMs: 10000,
       what: "mxgw to notice that the reloaded page's held request is gone" });
     // The page (here the raw client) carries on at once with the next rid.
-    const text = `after the reload ${crypto.randomBytes(4).toString("hex")}`;
-    await bob.send(xml("message", { to: jid, type: "chat" }, xml("body", {}, text)));
-    await raw.pollFor((e) => e.is("message", NS.client) && e.getChildText("body") === text,
-      { what: "bob's message" });
-    for (const r of raw.responses) {
-      assert.equal(terminalCondition(r.el), undefined, `no response ended the session: ${r.text}`);
-    }
+    await bobReaches(raw, jid, "after the reload");
+    assertNotEnded(raw);
   } finally {
     await context.close().catch(() => {});
     fs.rmSync(profile, { recursive: true, force: true });
