@@ -154,9 +154,10 @@ struct gw_http {
     size_t nshards, max_shards;
     unsigned conns;        /* connections in all daemons */
     struct gw_map *per_ip; /* ip -> connections, as a pointer-sized integer */
-    int hup_fd;            /* epoll set of the suspended requests' sockets (EPOLLRDHUP) */
-    uv_poll_t hup_poll;    /* readable when one of them hung up */
-    uv_timer_t grace;      /* stop: time allowed for queued answers to leave */
+    uint64_t *refused_per_ip;
+    int hup_fd;         /* epoll set of the suspended requests' sockets (EPOLLRDHUP) */
+    uv_poll_t hup_poll; /* readable when one of them hung up */
+    uv_timer_t grace;   /* stop: time allowed for queued answers to leave */
     unsigned handles;
     bool stopping, finished;
     unsigned answering; /* answered and not yet completed */
@@ -1035,8 +1036,10 @@ static void on_listen(uv_poll_t *p, int status, int events)
         char ip[INET6_ADDRSTRLEN];
         ip_text((struct sockaddr *)&ss, ip, sizeof ip);
         if (ip_count(h, ip) >= cfg->http_max_connections_per_ip) {
-            GW_INFO("http.limit", "what=per_ip limit=%u ip=%s", cfg->http_max_connections_per_ip,
-                    ip);
+            /* a counter, and a debug line only: a flood of them must not flood the log */
+            (*h->refused_per_ip)++;
+            GW_DEBUG("http.limit", "what=per_ip limit=%u ip=%s", cfg->http_max_connections_per_ip,
+                     ip);
             close(fd);
             continue;
         }
@@ -1158,6 +1161,9 @@ int gw_http_start(struct gw_core *core, struct gw_http **out)
     register_counts(h, "none", h->unrouted);
     gw_metrics_gauge_fn(core->metrics, "mxgw_http_connections", "HTTP connections open", NULL,
                         connections_metric, h);
+    h->refused_per_ip =
+        gw_metrics_counter(core->metrics, "mxgw_http_refused_total",
+                           "HTTP connections closed at once, by reason", "reason=\"per_ip\"");
     gw_metrics_gauge_fn(core->metrics, "mxgw_http_daemons",
                         "libmicrohttpd daemons (each holds up to http_connections_per_daemon)",
                         NULL, daemons_metric, h);

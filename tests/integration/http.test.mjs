@@ -203,6 +203,8 @@ httpTest("too many connections from one address: the extra ones are closed, othe
     const refused = await getFrom(gw.httpPort, "127.0.0.2");
     assert.ok(refused.closedBy && !/^HTTP\/1\.1 200/.test(refused.data),
       `the connection over the per-IP limit was refused: ${JSON.stringify(refused)}`);
+    const m = parseMetrics(await (await fetch(`${gw.httpUrl}/metrics`)).text());
+    assert.ok(m['mxgw_http_refused_total{reason="per_ip"}'] >= 1, "the refusal is counted");
     // Another address is not affected by 127.0.0.2's count.
     const other = await getFrom(gw.httpPort, "127.0.0.3");
     assert.match(other.data, /^HTTP\/1\.1 200/, "from 127.0.0.3");
