@@ -6,7 +6,9 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import crypto from "node:crypto";
+import fs from "node:fs";
 import net from "node:net";
+import { execFileSync } from "node:child_process";
 import { Env, USERS, NS, xml, guarded, waitUntil, parseMetrics } from "./lib/env.mjs";
 import { RawBosh, post, wrapper, payloads, terminalCondition, tcpConnect, readUntilClose } from "./lib/bosh.mjs";
 
@@ -286,6 +288,37 @@ test("connections spread over several libmicrohttpd daemons, and BOSH works acro
     assert.ok(m.mxgw_http_daemons >= 3, `daemons started as connections arrived: ${m.mxgw_http_daemons}`);
   } finally {
     for (const r of sessions) await r.terminate().catch(() => {});
+    await g.stop();
+  }
+}));
+
+test("out of file descriptors, mxgw pauses accepting instead of spinning, and serves the " +
+  "connections waiting in the backlog once it has descriptors again", { timeout: 45000 },
+guarded(() => env, async () => {
+  const g = await env.startGateway({});
+  const pid = String(g.child.proc.pid); // setpriv execs mxgw: the same process
+  const limit = execFileSync("prlimit", ["--pid", pid, "--nofile", "--raw", "--noheadings",
+    "--output=SOFT,HARD"]).toString().trim().split(/\s+/);
+  const failures = () => (g.log().match(/event=http\.accept_failed /g) || []).length;
+  const conns = [];
+  try {
+    const open = fs.readdirSync(`/proc/${pid}/fd`).length;
+    execFileSync("prlimit", ["--pid", pid, `--nofile=${open + 2}:${limit[1]}`]);
+    for (let i = 0; i < 6; i++) conns.push(await tcpConnect(g.httpPort));
+    await waitUntil(() => failures() > 0, { what: "accept() to fail for want of descriptors" });
+    // It retries every 100 ms rather than spinning on a listener that stays readable.
+    const before = failures();
+    await new Promise((r) => setTimeout(r, 1000));
+    const during = failures() - before;
+    assert.ok(during <= 30, `${during} failed accepts in 1 s`);
+    assert.ok(g.running, "mxgw is still running");
+    const last = conns[conns.length - 1];
+    last.write("GET /demo/config.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    const answer = readUntilClose(last, 20000);
+    execFileSync("prlimit", ["--pid", pid, `--nofile=${limit[0]}:${limit[1]}`]);
+    assert.match((await answer).data, /^HTTP\/1\.1 200/, "served once descriptors were free");
+  } finally {
+    for (const c of conns) c.destroy();
     await g.stop();
   }
 }));
