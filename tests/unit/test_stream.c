@@ -163,6 +163,22 @@ static void test_doc_reuse(void)
         "<?xml version='1.0'?><a xml:lang='en'>\xc3\xa9</a>",
         "<a x='1' x='2'/>",
         "",
+        /* what could confuse the kept parser's synthetic <d> root (see gw_xml_doc_parse) */
+        "</d>",
+        "<a/></d>",
+        "<a/></d><d>",
+        "<d/>",
+        "<d><a/></d>",
+        " <a/> \n",
+        "<a/>\r",
+        "<a/>\r\n",
+        "\xef\xbb\xbf<a/>",
+        "<a/>&amp;",
+        "<a>\xc3",
+        "<a/",
+        "   ",
+        "<?xml version='1.1'?><a/>",
+        " <?xml version='1.0'?><a/>",
     };
     struct gw_xml_limits lim = {65536, 8, 16};
     struct gw_xml_doc *doc = gw_xml_doc_new();
