@@ -155,7 +155,7 @@ struct gw_http {
     unsigned conns;        /* connections in all daemons */
     struct gw_map *per_ip; /* ip -> connections, as a pointer-sized integer */
     uint64_t *refused_per_ip;
-    int hup_fd;         /* epoll set of the suspended requests' sockets (EPOLLRDHUP) */
+    int hup_fd;         /* epoll set of every connection's socket (EPOLLRDHUP | EPOLLET) */
     uv_poll_t hup_poll; /* readable when one of them hung up */
     uv_timer_t grace;   /* stop: time allowed for queued answers to leave */
     unsigned handles;
