@@ -280,8 +280,9 @@ struct gw_json_out {
 /* Writers are made and dropped for every message sent. A few spare ones are kept, emptied,
  * with their buffers: yajl allocates a 2 KB buffer and its state for every generator, and those
  * allocations were a tenth of a JSON message's instructions in the allocator. The process has
- * one thread, so one list serves everything. A writer whose text grew past SPARE_MAX_TEXT is
- * freed instead, so the spares never hold more than a few small buffers. */
+ * one thread, so one list serves everything. A writer whose text grew past SPARE_MAX_TEXT gets
+ * a new generator when it is emptied (gw_json_reset), so the spares never hold more than a few
+ * small buffers. */
 #define SPARE_WRITERS  8
 #define SPARE_MAX_TEXT 4096
 
@@ -311,10 +312,8 @@ void gw_json_out_free(struct gw_json_out *w)
 {
     if (!w)
         return;
-    size_t len;
-    gw_json_text(w, &len);
-    if (nspare < SPARE_WRITERS && len <= SPARE_MAX_TEXT) {
-        gw_json_reset(w);
+    if (nspare < SPARE_WRITERS) {
+        gw_json_reset(w); /* empties it, with a new generator if its buffer grew large */
         w->next = spare;
         spare = w;
         nspare++;

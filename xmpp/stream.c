@@ -595,7 +595,6 @@ struct gw_xml_doc {
     struct gw_stream *wrap; /* wrapped: NULL until the first document, and after a refusal */
     struct gw_xml *got;     /* the wrapped document's element */
     unsigned ngot;          /* elements it produced */
-    bool closed;            /* it closed the synthetic root */
 };
 
 static void wrap_stanza(void *arg, struct gw_xml *el)
@@ -607,15 +606,10 @@ static void wrap_stanza(void *arg, struct gw_xml *el)
         gw_xml_free(el);
 }
 
-static void wrap_close(void *arg)
-{
-    struct gw_xml_doc *doc = arg;
-    doc->closed = true;
-}
-
+/* A document that closes the synthetic root leaves the stream at depth 0, or in error if it
+ * goes on: either way the check below sends it to the classic parser. */
 static const struct gw_stream_handlers wrap_handlers = {
     .stanza = wrap_stanza,
-    .close = wrap_close,
 };
 
 static bool wrapped_parse(struct gw_xml_doc *doc, const char *data, size_t len,
@@ -637,9 +631,8 @@ static bool wrapped_parse(struct gw_xml_doc *doc, const char *data, size_t len,
     st->lim = *lim;
     doc->got = NULL;
     doc->ngot = 0;
-    doc->closed = false;
     int rc = gw_stream_feed(st, data, len);
-    if (rc == 0 && doc->ngot == 1 && !doc->closed && st->depth == 1 && st->mark == st->fed) {
+    if (rc == 0 && doc->ngot == 1 && st->depth == 1 && st->mark == st->fed) {
         *out = doc->got;
         doc->got = NULL;
         return true;

@@ -304,8 +304,6 @@ char *gw_xml_text(const struct gw_xml *el)
 
 /* ---- serializer ---- */
 
-/* Length of the UTF-8 character at s (n bytes left), or 0 if it is malformed or a character
- * XML 1.0 does not allow (C0 controls but tab, LF and CR; U+FFFE; U+FFFF). */
 /* attr: also escape tab, LF and CR, which attribute-value normalization would turn into
  * spaces. CR is escaped in text too, where line-end normalization would turn it into LF. */
 static int escape(struct gw_buf *out, const char *s, size_t len, bool attr)
