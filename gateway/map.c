@@ -125,6 +125,20 @@ size_t gw_map_count(const struct gw_map *m)
     return m->count;
 }
 
+size_t gw_map_tally(const struct gw_map *m, const char *key)
+{
+    return (size_t)(uintptr_t)gw_map_get(m, key);
+}
+
+void gw_map_tally_add(struct gw_map *m, const char *key, int delta)
+{
+    size_t n = gw_map_tally(m, key) + (size_t)(ptrdiff_t)delta;
+    if (n == 0)
+        gw_map_del(m, key);
+    else
+        gw_map_put(m, key, (void *)(uintptr_t)n);
+}
+
 void gw_map_each(const struct gw_map *m, void (*fn)(void *arg, const char *key, void *value),
                  void *arg)
 {

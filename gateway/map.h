@@ -17,6 +17,11 @@ void gw_map_put(struct gw_map *m, const char *key, void *value);
 /* Removes key; returns the value it had, or NULL. */
 void *gw_map_del(struct gw_map *m, const char *key);
 size_t gw_map_count(const struct gw_map *m);
+/* A map used as counters (per-address connection counts): the count under key (0 if absent),
+ * and adding delta to it. A count that reaches 0 is removed, so the map holds only keys in use.
+ * The values are pointer-sized integers: such a map holds no other values. */
+size_t gw_map_tally(const struct gw_map *m, const char *key);
+void gw_map_tally_add(struct gw_map *m, const char *key, int delta);
 /* Calls fn for every entry; fn must not change the map. */
 void gw_map_each(const struct gw_map *m, void (*fn)(void *arg, const char *key, void *value),
                  void *arg);

@@ -46,7 +46,7 @@ struct gw_registry {
     struct gw_core *core;
     struct gw_session *head;
     struct gw_map *by_id;
-    struct gw_map *per_ip; /* ip -> count, stored as a pointer-sized integer */
+    struct gw_map *per_ip; /* ip -> sessions (gw_map_tally) */
     size_t count;
     void (*on_empty)(void *arg);
     void *on_empty_arg;
@@ -240,20 +240,6 @@ static void start_refresh(struct gw_session *s)
 
 /* ---- lifecycle ---- */
 
-static size_t ip_count(struct gw_registry *reg, const char *ip)
-{
-    return (size_t)(uintptr_t)gw_map_get(reg->per_ip, ip);
-}
-
-static void ip_adjust(struct gw_registry *reg, const char *ip, int delta)
-{
-    size_t n = ip_count(reg, ip) + (size_t)(ptrdiff_t)delta;
-    if (n == 0)
-        gw_map_del(reg->per_ip, ip);
-    else
-        gw_map_put(reg->per_ip, ip, (void *)(uintptr_t)n);
-}
-
 static int open_session(struct gw_core *core, enum gw_transport transport, const char *ip,
                         const char *id, const struct gw_session_ops *ops, void *owner,
                         struct gw_session **out)
@@ -266,7 +252,7 @@ static int open_session(struct gw_core *core, enum gw_transport transport, const
         GW_WARN("session.limit", "what=total limit=%u ip=%s", cfg->limit_sessions, ip);
         return GW_ELIMIT;
     }
-    if (ip_count(reg, ip) >= cfg->limit_sessions_per_ip) {
+    if (gw_map_tally(reg->per_ip, ip) >= cfg->limit_sessions_per_ip) {
         GW_WARN("session.limit", "what=per_ip limit=%u ip=%s", cfg->limit_sessions_per_ip, ip);
         return GW_ELIMIT;
     }
@@ -299,7 +285,7 @@ static int open_session(struct gw_core *core, enum gw_transport transport, const
     reg->count++;
     reg->by_state[transport][s->state]++;
     gw_map_put(reg->by_id, s->id, s);
-    ip_adjust(reg, s->ip, +1);
+    gw_map_tally_add(reg->per_ip, s->ip, +1);
     record_write(s);
     GW_INFO("session.open", "session=%s transport=%s ip=%s", s->id, transport_names[transport],
             s->ip);
@@ -354,7 +340,7 @@ static void unlink_session(struct gw_session *s, bool keep_record)
     if (s->next)
         s->next->prev = s->prev;
     gw_map_del(reg->by_id, s->id);
-    ip_adjust(reg, s->ip, -1);
+    gw_map_tally_add(reg->per_ip, s->ip, -1);
     reg->count--;
     GW_INFO(keep_record ? "session.release" : "session.close", "session=%s jid=%s", s->id,
             s->jid ? s->jid : "-");

@@ -153,7 +153,7 @@ struct gw_http {
     struct shard **shards;
     size_t nshards, max_shards;
     unsigned conns;        /* connections in all daemons */
-    struct gw_map *per_ip; /* ip -> connections, as a pointer-sized integer */
+    struct gw_map *per_ip; /* ip -> connections (gw_map_tally) */
     uint64_t *refused_per_ip;
     int hup_fd;         /* epoll set of every connection's socket (EPOLLRDHUP | EPOLLET) */
     uv_poll_t hup_poll; /* readable when one of them hung up */
@@ -559,9 +559,11 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     if (h->reqs)
         h->reqs->prev = req;
     h->reqs = req;
+    /* the connection's address, formatted once when it started (on_connection) */
     const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    ip_text(ci ? ci->client_addr : NULL, req->ip, sizeof req->ip);
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const struct conn_rec *rec = ci ? ci->socket_context : NULL;
+    snprintf(req->ip, sizeof req->ip, "%s", rec ? rec->ip : "unknown");
     return req;
 }
 
@@ -821,20 +823,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return MHD_YES;
 }
 
-static size_t ip_count(const struct gw_http *h, const char *ip)
-{
-    return (size_t)(uintptr_t)gw_map_get(h->per_ip, ip);
-}
-
-static void ip_add(struct gw_http *h, const char *ip, int delta)
-{
-    size_t n = ip_count(h, ip) + (size_t)delta;
-    if (n == 0)
-        gw_map_del(h->per_ip, ip);
-    else
-        gw_map_put(h->per_ip, ip, (void *)(uintptr_t)n);
-}
-
 static void start_accepting(struct gw_http *h);
 
 /* Counts a daemon's connections and each address's, and puts the socket in the hang-up set.
@@ -856,7 +844,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         if (rec->fd >= 0 && epoll_ctl(h->hup_fd, EPOLL_CTL_ADD, rec->fd, &ev) != 0)
             rec->fd = -1; /* its held requests are not watched; their deadline still ends them */
         *socket_context = rec;
-        ip_add(h, rec->ip, 1);
+        gw_map_tally_add(h->per_ip, rec->ip, 1);
         sh->conns++;
         h->conns++;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
@@ -866,7 +854,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             epoll_ctl(h->hup_fd, EPOLL_CTL_DEL, rec->fd, NULL);
         if (rec->held)
             rec->held->watched = NULL;
-        ip_add(h, rec->ip, -1);
+        gw_map_tally_add(h->per_ip, rec->ip, -1);
         free(rec);
         sh->conns--;
         h->conns--;
@@ -1035,7 +1023,7 @@ static void on_listen(uv_poll_t *p, int status, int events)
         }
         char ip[INET6_ADDRSTRLEN];
         ip_text((struct sockaddr *)&ss, ip, sizeof ip);
-        if (ip_count(h, ip) >= cfg->http_max_connections_per_ip) {
+        if (gw_map_tally(h->per_ip, ip) >= cfg->http_max_connections_per_ip) {
             /* a counter, and a debug line only: a flood of them must not flood the log */
             (*h->refused_per_ip)++;
             GW_DEBUG("http.limit", "what=per_ip limit=%u ip=%s", cfg->http_max_connections_per_ip,
