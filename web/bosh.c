@@ -113,7 +113,7 @@ static void up_stanza(void *arg, struct gw_xml *el)
 static void stream_error(struct gw_buf *out, const char *condition)
 {
     struct gw_xml *err = gw_xml_new(GW_NS_STREAM, "error");
-    err->prefix = gw_strdup("stream");
+    gw_xml_set_prefix(err, "stream");
     gw_xml_add_child(err, GW_NS_STREAMS, condition);
     gw_xml_serialize(out, err, NULL);
     gw_xml_free(err);

@@ -417,7 +417,10 @@ void gw_js_persist(struct gw_jsess *s)
     gw_js_ref(s);
     uint64_t ttl = gw_js_cfg(s)->json_detach_timeout_ms;
     gw_store_hset_if(s->core->store, &s->guard, s->key, w.n, w.f, w.v, ttl, persisted, sn);
-    gw_store_expire(s->core->store, s->qkey, ttl, NULL, NULL);
+    /* q_count counts every item pushed and not yet popped, in the order the store runs them:
+     * at 0 the queue does not exist once these commands have run, and has no TTL to renew. */
+    if (s->q_count)
+        gw_store_expire(s->core->store, s->qkey, ttl, NULL, NULL);
     free(fifo);
 }
 

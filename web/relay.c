@@ -21,8 +21,7 @@ void gw_relay_client_ns(struct gw_xml *el, const char *inherited)
 {
     if (el->kind != GW_XML_ELEMENT || !same_ns(el->ns, inherited))
         return;
-    free(el->ns);
-    el->ns = gw_strdup(GW_NS_CLIENT);
+    gw_xml_set_ns(el, GW_NS_CLIENT);
     for (struct gw_xml *c = el->children; c; c = c->next)
         gw_relay_client_ns(c, inherited);
 }

@@ -80,7 +80,7 @@ static void end_stream(struct xws *x, const char *condition, const struct gw_xml
         send_element(x, error_el);
     } else if (condition) {
         struct gw_xml *err = gw_xml_new(GW_NS_STREAM, "error");
-        err->prefix = gw_strdup("stream");
+        gw_xml_set_prefix(err, "stream");
         gw_xml_add_child(err, GW_NS_STREAMS, condition);
         send_element(x, err);
         gw_xml_free(err);

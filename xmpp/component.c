@@ -243,8 +243,7 @@ static void to_client_ns(struct gw_xml *el)
         if (el->kind != GW_XML_ELEMENT)
             continue;
         if (el->ns && strcmp(el->ns, GW_NS_COMPONENT) == 0) {
-            free(el->ns);
-            el->ns = gw_strdup(GW_NS_CLIENT);
+            gw_xml_set_ns(el, GW_NS_CLIENT);
         }
         to_client_ns(el->children);
     }

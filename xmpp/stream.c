@@ -96,47 +96,6 @@ static void tag_escaped(struct gw_buf *b, const char *s)
     }
 }
 
-/* Splits an expat triplet "uri\1local\1prefix" (or "local") into its parts. */
-static void split(const char *qname, char **ns, char **local, char **prefix)
-{
-    const char *a = strchr(qname, NS_SEP);
-    if (!a) {
-        *ns = NULL;
-        *local = gw_strdup(qname);
-        *prefix = NULL;
-        return;
-    }
-    *ns = gw_strndup(qname, (size_t)(a - qname));
-    const char *b = strchr(a + 1, NS_SEP);
-    if (b) {
-        *local = gw_strndup(a + 1, (size_t)(b - a - 1));
-        *prefix = gw_strdup(b + 1);
-    } else {
-        *local = gw_strdup(a + 1);
-        *prefix = NULL;
-    }
-}
-
-static struct gw_xml *make_element(const char *qname, const char **atts)
-{
-    struct gw_xml *el = gw_calloc(1, sizeof *el);
-    el->kind = GW_XML_ELEMENT;
-    split(qname, &el->ns, &el->name, &el->prefix);
-    size_t n = 0;
-    while (atts[2 * n])
-        n++;
-    if (n) {
-        el->attrs = gw_calloc(n, sizeof *el->attrs);
-        el->nattrs = n;
-        for (size_t i = 0; i < n; i++) {
-            struct gw_xml_attr *a = &el->attrs[i];
-            split(atts[2 * i], &a->ns, &a->name, &a->prefix);
-            a->value = gw_strdup(atts[2 * i + 1]);
-        }
-    }
-    return el;
-}
-
 static void on_start(void *ud, const char *name, const char **atts)
 {
     struct gw_stream *st = ud;
@@ -159,7 +118,7 @@ static void on_start(void *ud, const char *name, const char **atts)
     if (!st->document && st->depth == 1) {
         if (st->replaying)
             return;
-        struct gw_xml *root = make_element(name, atts);
+        struct gw_xml *root = gw_xml_new_parsed(name, atts, NS_SEP);
         /* "<prefix:name" before the declarations on_nsdecl saved: what </prefix:name> closes. */
         struct gw_buf decls = st->root_tag;
         gw_buf_init(&st->root_tag, 0);
@@ -186,7 +145,7 @@ static void on_start(void *ud, const char *name, const char **atts)
         st->stack_cap = st->stack_cap ? st->stack_cap * 2 : 8;
         st->stack = gw_realloc(st->stack, st->stack_cap * sizeof *st->stack);
     }
-    struct gw_xml *el = make_element(name, atts);
+    struct gw_xml *el = gw_xml_new_parsed(name, atts, NS_SEP);
     if (level > 0)
         gw_xml_append(st->stack[level - 1], el);
     st->stack[level] = el;

@@ -6,6 +6,7 @@
 #include "gateway/utf8.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,27 +98,171 @@ void gw_buf_consume(struct gw_buf *b, size_t n)
 
 /* ---- tree ---- */
 
+/* A node is one allocation that can also hold its strings and its attribute array: an element
+ * from the parser takes one malloc instead of some twenty (three strings per name, four per
+ * attribute, and the array). node->block is that allocation's size. A string or array outside
+ * it was allocated on its own, by a later change, and is freed on its own. */
+#define MAX_BLOCK (1u << 31) /* larger nodes keep their strings apart */
+
 static char *dup_or_null(const char *s)
 {
     return s ? gw_strdup(s) : NULL;
 }
 
+/* The capacity of an attribute array of its own holding n (see grow_attrs). */
+static size_t attr_cap(size_t n)
+{
+    size_t cap = n ? 1 : 0;
+    while (cap < n)
+        cap *= 2;
+    return cap;
+}
+
+static bool inside(const struct gw_xml *n, const void *p)
+{
+    uintptr_t a = (uintptr_t)p, b = (uintptr_t)n;
+    return a >= b && a < b + n->block;
+}
+
+static void release(const struct gw_xml *n, void *p)
+{
+    if (!inside(n, p))
+        free(p);
+}
+
+/* A part of a name, not NUL-terminated; s NULL: absent. */
+struct span {
+    const char *s;
+    size_t len;
+};
+
+static struct span span_of(const char *s)
+{
+    return (struct span){s, s ? strlen(s) : 0};
+}
+
+static size_t room(struct span sp)
+{
+    return sp.s ? sp.len + 1 : 0;
+}
+
+/* Copies sp to *at, NUL-terminated, and advances *at; NULL for an absent part. */
+static char *put(char **at, struct span sp)
+{
+    if (!sp.s)
+        return NULL;
+    char *d = *at;
+    memcpy(d, sp.s, sp.len);
+    d[sp.len] = '\0';
+    *at += sp.len + 1;
+    return d;
+}
+
+/* A node of kind with `strings` bytes and nattrs attribute slots after it; *at is where the
+ * strings go. Falls back to the node alone (strings and array apart) if that is too large. */
+static struct gw_xml *node_alloc(enum gw_xml_node_kind kind, size_t nattrs, size_t strings,
+                                 char **at)
+{
+    size_t size = sizeof(struct gw_xml) + nattrs * sizeof(struct gw_xml_attr) + strings;
+    struct gw_xml *n;
+    if (size < MAX_BLOCK) {
+        n = gw_malloc(size);
+        memset(n, 0, sizeof *n);
+        n->block = (unsigned)size;
+        n->attrs = nattrs ? (struct gw_xml_attr *)(n + 1) : NULL;
+        *at = (char *)(n + 1) + nattrs * sizeof(struct gw_xml_attr);
+    } else {
+        n = gw_calloc(1, sizeof *n);
+        n->block = sizeof *n;
+        n->attrs = nattrs ? gw_calloc(attr_cap(nattrs), sizeof *n->attrs) : NULL;
+        *at = NULL;
+    }
+    n->kind = kind;
+    n->nattrs = nattrs;
+    return n;
+}
+
+/* Copies sp into the node's block when it has one, else on its own. */
+static char *place(char **at, struct span sp)
+{
+    if (*at)
+        return put(at, sp);
+    return sp.s ? gw_strndup(sp.s, sp.len) : NULL;
+}
+
+/* An element from its parts: q[0..2] namespace, local name, prefix; a[4 * i ...] attribute i's
+ * namespace, local name, prefix and value. */
+static struct gw_xml *element_of(const struct span q[3], const struct span *a, size_t nattrs)
+{
+    size_t strings = room(q[0]) + room(q[1]) + room(q[2]);
+    for (size_t i = 0; i < 4 * nattrs; i++)
+        strings += room(a[i]);
+    char *at;
+    struct gw_xml *el = node_alloc(GW_XML_ELEMENT, nattrs, strings, &at);
+    el->ns = place(&at, q[0]);
+    el->name = place(&at, q[1]);
+    el->prefix = place(&at, q[2]);
+    for (size_t i = 0; i < nattrs; i++) {
+        struct gw_xml_attr *t = &el->attrs[i];
+        t->ns = place(&at, a[4 * i]);
+        t->name = place(&at, a[4 * i + 1]);
+        t->prefix = place(&at, a[4 * i + 2]);
+        t->value = place(&at, a[4 * i + 3]);
+    }
+    return el;
+}
+
 struct gw_xml *gw_xml_new(const char *ns, const char *name)
 {
-    struct gw_xml *el = gw_calloc(1, sizeof *el);
-    el->kind = GW_XML_ELEMENT;
-    el->ns = dup_or_null(ns);
-    el->name = gw_strdup(name);
+    struct span q[3] = {span_of(ns), span_of(name), {NULL, 0}};
+    return element_of(q, NULL, 0);
+}
+
+/* Splits a triplet into namespace, local name and prefix. */
+static void split(const char *qname, char sep, struct span q[3])
+{
+    const char *a = strchr(qname, sep);
+    if (!a) {
+        q[0] = (struct span){NULL, 0};
+        q[1] = span_of(qname);
+        q[2] = (struct span){NULL, 0};
+        return;
+    }
+    q[0] = (struct span){qname, (size_t)(a - qname)};
+    const char *b = strchr(a + 1, sep);
+    if (b) {
+        q[1] = (struct span){a + 1, (size_t)(b - a - 1)};
+        q[2] = span_of(b + 1);
+    } else {
+        q[1] = span_of(a + 1);
+        q[2] = (struct span){NULL, 0};
+    }
+}
+
+struct gw_xml *gw_xml_new_parsed(const char *qname, const char **atts, char sep)
+{
+    size_t n = 0;
+    while (atts[2 * n])
+        n++;
+    struct span small[4 * 8] = {{NULL, 0}};
+    struct span *a = n <= 8 ? small : gw_malloc(4 * n * sizeof *a);
+    for (size_t i = 0; i < n; i++) {
+        split(atts[2 * i], sep, &a[4 * i]);
+        a[4 * i + 3] = span_of(atts[2 * i + 1]);
+    }
+    struct span q[3];
+    split(qname, sep, q);
+    struct gw_xml *el = element_of(q, a, n);
+    if (a != small)
+        free(a);
     return el;
 }
 
 struct gw_xml *gw_xml_new_text(const char *text, size_t len)
 {
-    struct gw_xml *t = gw_calloc(1, sizeof *t);
-    t->kind = GW_XML_TEXT;
-    t->text = gw_malloc(len + 1);
-    memcpy(t->text, text, len);
-    t->text[len] = '\0';
+    char *at;
+    struct gw_xml *t = node_alloc(GW_XML_TEXT, 0, len + 1, &at);
+    t->text = place(&at, (struct span){text, len});
     t->text_len = len;
     return t;
 }
@@ -142,13 +287,33 @@ void gw_xml_add_text(struct gw_xml *parent, const char *text, size_t len)
 {
     struct gw_xml *last = parent->last_child;
     if (last && last->kind == GW_XML_TEXT) {
-        last->text = gw_realloc(last->text, last->text_len + len + 1);
+        char *old = last->text;
+        if (inside(last, old)) {
+            last->text = gw_malloc(last->text_len + len + 1);
+            memcpy(last->text, old, last->text_len);
+        } else {
+            last->text = gw_realloc(old, last->text_len + len + 1);
+        }
         memcpy(last->text + last->text_len, text, len);
         last->text_len += len;
         last->text[last->text_len] = '\0';
         return;
     }
     gw_xml_append(parent, gw_xml_new_text(text, len));
+}
+
+void gw_xml_set_ns(struct gw_xml *el, const char *ns)
+{
+    char *old = el->ns;
+    el->ns = ns ? gw_strdup(ns) : NULL;
+    release(el, old);
+}
+
+void gw_xml_set_prefix(struct gw_xml *el, const char *prefix)
+{
+    char *old = el->prefix;
+    el->prefix = prefix ? gw_strdup(prefix) : NULL;
+    release(el, old);
 }
 
 static bool same(const char *a, const char *b)
@@ -164,12 +329,26 @@ static struct gw_xml_attr *find_attr(const struct gw_xml *el, const char *ns, co
     return NULL;
 }
 
-static void free_attr(struct gw_xml_attr *a)
+static void free_attr(const struct gw_xml *el, struct gw_xml_attr *a)
 {
-    free(a->ns);
-    free(a->prefix);
-    free(a->name);
-    free(a->value);
+    release(el, a->ns);
+    release(el, a->prefix);
+    release(el, a->name);
+    release(el, a->value);
+}
+
+/* Room for one more attribute. An array of its own has room for attr_cap(nattrs), so it grows
+ * in powers of two; the array in the node's block is copied out the first time. */
+static void grow_attrs(struct gw_xml *el)
+{
+    size_t n = el->nattrs;
+    if (el->attrs && inside(el, el->attrs)) {
+        struct gw_xml_attr *a = gw_malloc(attr_cap(n + 1) * sizeof *a);
+        memcpy(a, el->attrs, n * sizeof *a);
+        el->attrs = a;
+    } else if (attr_cap(n + 1) > attr_cap(n)) {
+        el->attrs = gw_realloc(el->attrs, attr_cap(n + 1) * sizeof *el->attrs);
+    }
 }
 
 void gw_xml_set_attr_ns(struct gw_xml *el, const char *ns, const char *prefix, const char *name,
@@ -178,7 +357,7 @@ void gw_xml_set_attr_ns(struct gw_xml *el, const char *ns, const char *prefix, c
     struct gw_xml_attr *a = find_attr(el, ns, name);
     if (!value) {
         if (a) {
-            free_attr(a);
+            free_attr(el, a);
             size_t i = (size_t)(a - el->attrs);
             memmove(a, a + 1, (el->nattrs - i - 1) * sizeof *a);
             el->nattrs--;
@@ -186,11 +365,14 @@ void gw_xml_set_attr_ns(struct gw_xml *el, const char *ns, const char *prefix, c
         return;
     }
     if (a) {
-        free(a->value);
+        char *old = a->value, *old_prefix = a->prefix;
         a->value = gw_strdup(value);
+        a->prefix = dup_or_null(prefix);
+        release(el, old);
+        release(el, old_prefix);
         return;
     }
-    el->attrs = gw_realloc(el->attrs, (el->nattrs + 1) * sizeof *el->attrs);
+    grow_attrs(el);
     a = &el->attrs[el->nattrs++];
     a->ns = dup_or_null(ns);
     a->prefix = dup_or_null(prefix);
@@ -218,12 +400,12 @@ void gw_xml_free(struct gw_xml *node)
             stack = n->children;
         }
         for (size_t i = 0; i < n->nattrs; i++)
-            free_attr(&n->attrs[i]);
-        free(n->attrs);
-        free(n->ns);
-        free(n->prefix);
-        free(n->name);
-        free(n->text);
+            free_attr(n, &n->attrs[i]);
+        release(n, n->attrs);
+        release(n, n->ns);
+        release(n, n->prefix);
+        release(n, n->name);
+        release(n, n->text);
         free(n);
     }
 }
@@ -232,12 +414,20 @@ struct gw_xml *gw_xml_copy(const struct gw_xml *node)
 {
     if (node->kind == GW_XML_TEXT)
         return gw_xml_new_text(node->text, node->text_len);
-    struct gw_xml *el = gw_xml_new(node->ns, node->name);
-    el->prefix = dup_or_null(node->prefix);
-    for (size_t i = 0; i < node->nattrs; i++) {
-        const struct gw_xml_attr *a = &node->attrs[i];
-        gw_xml_set_attr_ns(el, a->ns, a->prefix, a->name, a->value);
+    struct span q[3] = {span_of(node->ns), span_of(node->name), span_of(node->prefix)};
+    struct span small[4 * 8] = {{NULL, 0}};
+    size_t n = node->nattrs;
+    struct span *a = n <= 8 ? small : gw_malloc(4 * n * sizeof *a);
+    for (size_t i = 0; i < n; i++) {
+        const struct gw_xml_attr *t = &node->attrs[i];
+        a[4 * i] = span_of(t->ns);
+        a[4 * i + 1] = span_of(t->name);
+        a[4 * i + 2] = span_of(t->prefix);
+        a[4 * i + 3] = span_of(t->value);
     }
+    struct gw_xml *el = element_of(q, a, n);
+    if (a != small)
+        free(a);
     for (const struct gw_xml *c = node->children; c; c = c->next)
         gw_xml_append(el, gw_xml_copy(c));
     return el;

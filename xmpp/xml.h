@@ -30,9 +30,12 @@ enum gw_xml_node_kind { GW_XML_ELEMENT, GW_XML_TEXT };
 
 /* A node of the tree: an element or a text run. Children are a singly linked list.
  * Element: ns is the namespace URI (NULL for none), prefix the prefix it was written with
- * (NULL for the default namespace). Text: text/text_len hold character data (no escaping). */
+ * (NULL for the default namespace). Text: text/text_len hold character data (no escaping).
+ * The node owns every string and its attribute array; they may live in the node's own
+ * allocation, so change them only through the functions below, never by assignment. */
 struct gw_xml {
     enum gw_xml_node_kind kind;
+    unsigned block; /* bytes of the node's own allocation, which may hold its strings */
     struct gw_xml *next;
     /* element */
     char *ns;
@@ -49,6 +52,10 @@ struct gw_xml {
 
 /* Builders. Each returns an owned node; strings are copied. ns and prefix may be NULL. */
 struct gw_xml *gw_xml_new(const char *ns, const char *name);
+/* An element from a parser's names, in one allocation with its attributes: qname and the
+ * attribute names are expat's triplets ("uri" sep "local" sep "prefix", or "local"), atts the
+ * NULL-terminated name/value pairs. */
+struct gw_xml *gw_xml_new_parsed(const char *qname, const char **atts, char sep);
 struct gw_xml *gw_xml_new_text(const char *text, size_t len);
 /* Appends child (takes ownership) and returns it. */
 struct gw_xml *gw_xml_append(struct gw_xml *parent, struct gw_xml *child);
@@ -56,9 +63,12 @@ struct gw_xml *gw_xml_append(struct gw_xml *parent, struct gw_xml *child);
 struct gw_xml *gw_xml_add_child(struct gw_xml *parent, const char *ns, const char *name);
 /* Appends a text child. */
 void gw_xml_add_text(struct gw_xml *parent, const char *text, size_t len);
+/* Replace the element's namespace URI and its prefix (NULL: none). */
+void gw_xml_set_ns(struct gw_xml *el, const char *ns);
+void gw_xml_set_prefix(struct gw_xml *el, const char *prefix);
 /* Sets or replaces an unqualified attribute (value NULL removes it). */
 void gw_xml_set_attr(struct gw_xml *el, const char *name, const char *value);
-/* Sets or replaces an attribute in namespace ns (prefix is a hint for serialization). */
+/* Sets or replaces an attribute in namespace ns, with its prefix (a hint for serialization). */
 void gw_xml_set_attr_ns(struct gw_xml *el, const char *ns, const char *prefix, const char *name,
                         const char *value);
 /* Frees a node, its children and (not) its siblings. NULL is fine. */

@@ -32,11 +32,10 @@ static int cmp_str(const void *a, const void *b)
 /* Attribute order and prefixes carry no meaning: sort the one, drop the other. */
 static void normalize(struct gw_xml *el)
 {
-    free(el->prefix);
-    el->prefix = NULL;
+    gw_xml_set_prefix(el, NULL);
     for (size_t i = 0; i < el->nattrs; i++) {
-        free(el->attrs[i].prefix);
-        el->attrs[i].prefix = NULL;
+        struct gw_xml_attr *a = &el->attrs[i];
+        gw_xml_set_attr_ns(el, a->ns, NULL, a->name, a->value);
     }
     if (el->nattrs > 1)
         qsort(el->attrs, el->nattrs, sizeof el->attrs[0], cmp_attr);

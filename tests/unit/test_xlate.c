@@ -109,11 +109,10 @@ static int cmp_attr(const void *pa, const void *pb)
  * the serializer writes both sides alike. */
 static void strip_prefixes(struct gw_xml *el)
 {
-    free(el->prefix);
-    el->prefix = NULL;
+    gw_xml_set_prefix(el, NULL);
     for (size_t i = 0; i < el->nattrs; i++) {
-        free(el->attrs[i].prefix);
-        el->attrs[i].prefix = NULL;
+        struct gw_xml_attr *a = &el->attrs[i];
+        gw_xml_set_attr_ns(el, a->ns, NULL, a->name, a->value);
     }
     if (el->nattrs > 1)
         qsort(el->attrs, el->nattrs, sizeof el->attrs[0], cmp_attr);
