@@ -160,7 +160,7 @@ int xl_read_tree(const struct gw_json *v, const char *parent_ns, struct gw_xml *
 bool xl_one_of(const char *s, const char *const *set)
 {
     for (; s && *set; set++)
-        if (strcmp(s, *set) == 0)
+        if (s[0] == (*set)[0] && strcmp(s, *set) == 0)
             return true;
     return false;
 }

@@ -323,9 +323,11 @@ static bool same(const char *a, const char *b)
 
 static struct gw_xml_attr *find_attr(const struct gw_xml *el, const char *ns, const char *name)
 {
-    for (size_t i = 0; i < el->nattrs; i++)
-        if (same(el->attrs[i].ns, ns) && strcmp(el->attrs[i].name, name) == 0)
+    for (size_t i = 0; i < el->nattrs; i++) {
+        const char *n = el->attrs[i].name;
+        if (n[0] == name[0] && strcmp(n, name) == 0 && same(el->attrs[i].ns, ns))
             return &el->attrs[i];
+    }
     return NULL;
 }
 
@@ -571,7 +573,36 @@ struct ser {
     struct scope sc[MAX_SCOPE];
     char names[MAX_SCOPE][12]; /* generated prefixes, by scope slot */
     size_t n;
+    int rc; /* the first failure: nothing is appended after it */
 };
+
+/* Appends n bytes, inline while they fit: this runs several times for every element and
+ * attribute. The terminating NUL is written once, at the end (gw_xml_serialize). */
+static void add(struct ser *s, const char *p, size_t n)
+{
+    struct gw_buf *b = s->out;
+    if (s->rc)
+        return;
+    if (b->len + n < b->cap && (!b->max || b->len + n <= b->max)) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return;
+    }
+    s->rc = gw_buf_append(b, p, n);
+}
+
+#define ADD_LIT(s, lit) add((s), (lit), sizeof(lit) - 1)
+
+static void add_str(struct ser *s, const char *str)
+{
+    add(s, str, strlen(str));
+}
+
+static void add_escaped(struct ser *s, const char *str, size_t len, bool attr)
+{
+    if (!s->rc)
+        s->rc = escape(s->out, str, len, attr);
+}
 
 static const char *lookup(const struct ser *s, const char *prefix)
 {
@@ -584,20 +615,20 @@ static const char *lookup(const struct ser *s, const char *prefix)
 static int declare(struct ser *s, const char *prefix, const char *uri)
 {
     if (s->n == MAX_SCOPE)
-        return GW_ELIMIT;
+        return s->rc = GW_ELIMIT;
     s->sc[s->n].prefix = prefix;
     s->sc[s->n].uri = uri;
     s->n++;
-    int rc = gw_buf_puts(s->out, prefix ? " xmlns:" : " xmlns");
-    if (!rc && prefix)
-        rc = gw_buf_puts(s->out, prefix);
-    if (!rc)
-        rc = gw_buf_puts(s->out, "='");
-    if (!rc)
-        rc = gw_xml_escape(s->out, uri ? uri : "", uri ? strlen(uri) : 0);
-    if (!rc)
-        rc = gw_buf_puts(s->out, "'");
-    return rc;
+    if (prefix) {
+        ADD_LIT(s, " xmlns:");
+        add_str(s, prefix);
+    } else {
+        ADD_LIT(s, " xmlns");
+    }
+    ADD_LIT(s, "='");
+    add_escaped(s, uri ? uri : "", uri ? strlen(uri) : 0, true);
+    ADD_LIT(s, "'");
+    return s->rc;
 }
 
 /* Chooses the prefix an attribute in namespace ns is written with, declaring it if needed. */
@@ -625,7 +656,7 @@ static int attr_prefix(struct ser *s, const struct gw_xml_attr *a, const char **
     /* Declare: the original prefix if it is free on this element, else a generated one. */
     const char *p = a->prefix;
     if (s->n == MAX_SCOPE)
-        return GW_ELIMIT;
+        return s->rc = GW_ELIMIT;
     if (!p || strcmp(p, "xml") == 0 || strcmp(p, "xmlns") == 0 || lookup(s, p)) {
         do {
             snprintf(s->names[s->n], sizeof s->names[0], "ns%u", (*gen)++);
@@ -639,9 +670,8 @@ static int attr_prefix(struct ser *s, const struct gw_xml_attr *a, const char **
 static int ser_element(struct ser *s, const struct gw_xml *el, unsigned depth)
 {
     if (depth > 1024)
-        return GW_ELIMIT;
+        return s->rc = GW_ELIMIT;
     size_t mark = s->n;
-    struct gw_buf *out = s->out;
     const char *prefix = el->prefix;
     /* Element prefix: keep the original one unless it is bound to another namespace in a way we
      * cannot redeclare (the default namespace is always redeclarable on the element itself). */
@@ -649,66 +679,54 @@ static int ser_element(struct ser *s, const struct gw_xml *el, unsigned depth)
         prefix = NULL;
     if (prefix && !el->ns)
         prefix = NULL;
-    int rc = gw_buf_puts(out, "<");
-    if (!rc && prefix) {
-        rc = gw_buf_puts(out, prefix);
-        if (!rc)
-            rc = gw_buf_puts(out, ":");
+    size_t prefix_len = prefix ? strlen(prefix) : 0, name_len = strlen(el->name);
+    ADD_LIT(s, "<");
+    if (prefix) {
+        add(s, prefix, prefix_len);
+        ADD_LIT(s, ":");
     }
-    if (!rc)
-        rc = gw_buf_puts(out, el->name);
-    if (rc)
-        return rc;
-    if (!same(lookup(s, prefix), el->ns))
-        rc = declare(s, prefix, el->ns);
+    add(s, el->name, name_len);
+    if (s->rc)
+        return s->rc;
+    if (!same(lookup(s, prefix), el->ns) && declare(s, prefix, el->ns))
+        return s->rc;
     unsigned gen = 0;
-    for (size_t i = 0; !rc && i < el->nattrs; i++) {
+    for (size_t i = 0; i < el->nattrs; i++) {
         const struct gw_xml_attr *a = &el->attrs[i];
         const char *ap;
-        rc = attr_prefix(s, a, &ap, &gen);
+        int rc = attr_prefix(s, a, &ap, &gen);
         if (rc)
-            break;
-        rc = gw_buf_puts(out, " ");
-        if (!rc && ap)
-            rc = gw_buf_puts(out, ap);
-        if (!rc && ap)
-            rc = gw_buf_puts(out, ":");
-        if (!rc)
-            rc = gw_buf_puts(out, a->name);
-        if (!rc)
-            rc = gw_buf_puts(out, "='");
-        if (!rc)
-            rc = gw_xml_escape(out, a->value, strlen(a->value));
-        if (!rc)
-            rc = gw_buf_puts(out, "'");
-    }
-    if (rc)
-        return rc;
-    if (!el->children) {
-        rc = gw_buf_puts(out, "/>");
-    } else {
-        rc = gw_buf_puts(out, ">");
-        for (const struct gw_xml *c = el->children; !rc && c; c = c->next) {
-            if (c->kind == GW_XML_TEXT)
-                rc = escape(out, c->text, c->text_len, false);
-            else
-                rc = ser_element(s, c, depth + 1);
+            return rc;
+        ADD_LIT(s, " ");
+        if (ap) {
+            add_str(s, ap);
+            ADD_LIT(s, ":");
         }
-        /* Plain appends: this runs for every element of every stanza (printf did, at 20% of
-         * the serializer's instructions). */
-        if (!rc)
-            rc = gw_buf_puts(out, "</");
-        if (!rc && prefix)
-            rc = gw_buf_puts(out, prefix);
-        if (!rc && prefix)
-            rc = gw_buf_puts(out, ":");
-        if (!rc)
-            rc = gw_buf_puts(out, el->name);
-        if (!rc)
-            rc = gw_buf_puts(out, ">");
+        add_str(s, a->name);
+        ADD_LIT(s, "='");
+        add_escaped(s, a->value, strlen(a->value), true);
+        ADD_LIT(s, "'");
+    }
+    if (!el->children) {
+        ADD_LIT(s, "/>");
+    } else {
+        ADD_LIT(s, ">");
+        for (const struct gw_xml *c = el->children; !s->rc && c; c = c->next) {
+            if (c->kind == GW_XML_TEXT)
+                add_escaped(s, c->text, c->text_len, false);
+            else
+                ser_element(s, c, depth + 1);
+        }
+        ADD_LIT(s, "</");
+        if (prefix) {
+            add(s, prefix, prefix_len);
+            ADD_LIT(s, ":");
+        }
+        add(s, el->name, name_len);
+        ADD_LIT(s, ">");
     }
     s->n = mark;
-    return rc;
+    return s->rc;
 }
 
 int gw_xml_serialize(struct gw_buf *out, const struct gw_xml *el, const char *default_ns)
@@ -719,6 +737,7 @@ int gw_xml_serialize(struct gw_buf *out, const struct gw_xml *el, const char *de
     struct ser *s = &ser;
     s->out = out;
     s->n = 0;
+    s->rc = 0;
     s->sc[s->n++] = (struct scope){"xml", GW_NS_XML};
     if (default_ns)
         s->sc[s->n++] = (struct scope){NULL, default_ns};
