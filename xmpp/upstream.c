@@ -1094,7 +1094,7 @@ bool gw_upstream_secure(const struct gw_upstream *up)
     return up->ssl != NULL && up->tls_phase_done;
 }
 
-int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el)
+static int may_send(const struct gw_upstream *up)
 {
     if (up->state == ST_DEAD || up->state == ST_CLOSING)
         return GW_ECLOSED;
@@ -1102,19 +1102,43 @@ int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el)
      * a client pipelining credentials must not get them sent ahead of STARTTLS. */
     if (!up->tls_phase_done || up->state != ST_STREAM)
         return GW_EAGAIN;
-    size_t before = up->out.len;
-    int rc = gw_xml_serialize(&up->out, el, GW_NS_CLIENT);
-    if (rc) {
-        up->out.len = before;
-        return rc;
-    }
+    return 0;
+}
+
+static void queued(struct gw_upstream *up, const struct gw_xml *el)
+{
     if (is_stanza(el))
         (*up->m->stanzas[up->transport][0])++;
     defer_flush(up); /* written before the loop sleeps, with the rest of this iteration's */
     account(up);
     if (up->state != ST_DEAD && up->out.len > up->core->cfg->limit_queue_bytes / 2)
         up->high = true;
+}
+
+int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el)
+{
+    int rc = may_send(up);
+    if (rc)
+        return rc;
+    size_t before = up->out.len;
+    rc = gw_xml_serialize(&up->out, el, GW_NS_CLIENT);
+    if (rc) {
+        up->out.len = before;
+        return rc;
+    }
+    queued(up, el);
     return 0;
+}
+
+int gw_upstream_send_text(struct gw_upstream *up, const struct gw_xml *el, const char *text,
+                          size_t len)
+{
+    int rc = may_send(up);
+    if (!rc)
+        rc = gw_buf_append(&up->out, text, len);
+    if (!rc)
+        queued(up, el);
+    return rc;
 }
 
 void gw_upstream_set_transport(struct gw_upstream *up, enum gw_transport t)

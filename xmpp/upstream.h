@@ -58,6 +58,12 @@ bool gw_upstream_secure(const struct gw_upstream *up);
  * Returns 0, GW_ELIMIT when the outbound queue would pass limit_queue_bytes, GW_EINVAL if the
  * element cannot be serialized, or GW_ECLOSED. */
 int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el);
+/* Queues text, the bytes of a document that parsed as el, as they are, instead of serializing
+ * el. The caller vouches that the bytes mean el inside the stream too: one element and
+ * whitespace, no XML declaration, the default namespace declared on the element itself.
+ * Returns what gw_upstream_send() does. */
+int gw_upstream_send_text(struct gw_upstream *up, const struct gw_xml *el, const char *text,
+                          size_t len);
 /* Bytes queued and not yet written to the socket (plain text, before TLS). */
 size_t gw_upstream_queued(const struct gw_upstream *up);
 /* Stops or resumes reading from the server (backpressure when the client is slow). */

@@ -125,6 +125,42 @@ test("every WebSocket message carries exactly one element; <close/> is answered 
     }
   }));
 
+test("a client's namespaces mean the same upstream, whether mxgw forwards its text or its tree (raw client)",
+  { timeout: 30000 }, guarded(() => env, async () => {
+    const bob = await env.login({ service: env.prosody.tcpService, username: "bob", password: USERS.bob });
+    const c = await RawWs.connect(wsUrl());
+    try {
+      await c.login("alice", USERS.alice);
+      const to = bob.jid.toString();
+      const tag = crypto.randomBytes(4).toString("hex");
+      const got = (id) => bob.waitFor((s) => s.is("message") && s.attrs.id === id, { what: `message ${id}` });
+      // Unprefixed in jabber:client: forwarded as written, trailing newline and entities included.
+      c.send(`<message xmlns='jabber:client' to='${to}' type='chat' id='text-${tag}'>` +
+        `<body>as written &amp; kept &#x1F600;</body><x xmlns='urn:example:x' a='1'><y/></x></message>\n`);
+      let m = await got(`text-${tag}`);
+      assert.equal(m.getChildText("body"), "as written & kept \u{1F600}");
+      const x = m.getChild("x", "urn:example:x");
+      assert.ok(x && x.attrs.a === "1" && x.getChild("y", "urn:example:x"), `the extension arrived intact: ${m}`);
+      // A prefixed root: its unprefixed child is in no namespace, and stays there.
+      c.send(`<c:message xmlns:c='jabber:client' to='${to}' type='chat' id='prefixed-${tag}'>` +
+        `<c:body>prefixed</c:body><z/></c:message>`);
+      m = await got(`prefixed-${tag}`);
+      assert.equal(m.getChildText("body"), "prefixed");
+      const z = m.getChild("z");
+      assert.ok(z, `<z/> arrived: ${m}`);
+      assert.equal(z.attrs.xmlns, "", `<z/> is in no namespace, not in jabber:client: ${m}`);
+      // No xmlns at all: mxgw takes the stanza as jabber:client.
+      if (!TARGET_PROSODY) {
+        c.send(`<message to='${to}' type='chat' id='bare-${tag}'><body>no xmlns</body></message>`);
+        m = await got(`bare-${tag}`);
+        assert.equal(m.getChildText("body"), "no xmlns");
+      }
+    } finally {
+      c.close();
+      await bob.stop();
+    }
+  }));
+
 test("a client that stops reading gets every stanza, in order, once it reads again",
   { timeout: 120000, ...viaGateway }, guarded(() => env, async () => {
     // mxgw writes a stanza at once while the client's socket takes it; once the socket is
