@@ -180,17 +180,6 @@ static void handle_open(struct xws *x, const struct gw_xml *el)
         end_stream(x, "remote-connection-failed", NULL, GW_WS_CLOSE_NORMAL);
 }
 
-/* Whether a client's document can go into the upstream stream as the client wrote it: it
- * parsed as one element (and whitespace), it does not start with an XML declaration, and the
- * element is unprefixed in jabber:client, so it declares the default namespace itself. Then every
- * name in it resolves inside the element, exactly as in the document, and serializing the tree
- * would only say the same again. Other documents are serialized (a root without xmlns, or a
- * prefixed one, leaves names to the stream's default namespace). */
-static bool as_is(const struct gw_xml *el, const char *data, size_t len)
-{
-    return len > 1 && data[1] != '?' && !el->prefix && el->ns && strcmp(el->ns, GW_NS_CLIENT) == 0;
-}
-
 static void on_message(void *state, const char *data, size_t len)
 {
     struct xws *x = state;
@@ -225,7 +214,8 @@ static void on_message(void *state, const char *data, size_t len)
         end_stream(x, "not-authorized", NULL, GW_WS_CLOSE_NORMAL);
     } else {
         int rc;
-        if (as_is(el, data, len)) {
+        if (gw_xml_doc_embeddable(el, data, len, GW_NS_CLIENT)) {
+            /* As the client wrote it: serializing the tree would only say the same again. */
             rc = gw_upstream_send_text(x->up, el, data, len);
         } else {
             /* RFC 7395 stanzas carry xmlns='jabber:client'; leaving it out means the same. */

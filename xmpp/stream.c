@@ -618,6 +618,12 @@ void gw_xml_doc_free(struct gw_xml_doc *doc)
     free(doc);
 }
 
+bool gw_xml_doc_embeddable(const struct gw_xml *el, const char *data, size_t len, const char *ns)
+{
+    return len > 1 && data[0] == '<' && data[1] != '?' && !el->prefix && el->ns &&
+           strcmp(el->ns, ns) == 0;
+}
+
 int gw_xml_doc_parse(struct gw_xml_doc *doc, const char *data, size_t len,
                      const struct gw_xml_limits *limits, struct gw_xml **out,
                      const char **condition)

@@ -79,4 +79,10 @@ int gw_xml_doc_parse(struct gw_xml_doc *doc, const char *data, size_t len,
                      const struct gw_xml_limits *limits, struct gw_xml **out,
                      const char **condition);
 
+/* Whether data, a document that parsed as el, means el inside a stream whose default namespace
+ * is anything: it starts with el's start tag (no whitespace or XML declaration before it), and el
+ * is unprefixed in namespace ns, so it declares the default namespace itself. Every name in the
+ * document then resolves inside el, so its bytes can stand in for el serialized. */
+bool gw_xml_doc_embeddable(const struct gw_xml *el, const char *data, size_t len, const char *ns);
+
 #endif

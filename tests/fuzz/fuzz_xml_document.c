@@ -1,7 +1,9 @@
 /* Fuzz target for one-element documents (WebSocket frames, BOSH bodies): parse, and when it
  * parses, the serialization must read back. The same input through a document parser kept
  * from one input to the next (gw_xml_doc, as the front ends use it) must give the same result:
- * nothing of an earlier input may change how a later one parses. */
+ * nothing of an earlier input may change how a later one parses. And a document that
+ * gw_xml_doc_embeddable() lets go into a stream as it is must give, inside a c2s stream, the
+ * stanza its own parse gave. */
 #include "xmpp/stream.h"
 
 #include <stdint.h>
@@ -11,6 +13,46 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct gw_xml_doc *kept; /* lives for the whole run, as a front end's does */
+
+struct embedded {
+    int stanzas;
+    bool failed;
+    struct gw_buf text; /* the first stanza, serialized */
+};
+
+static void on_stanza(void *arg, struct gw_xml *el)
+{
+    struct embedded *e = arg;
+    if (e->stanzas++ == 0)
+        gw_xml_serialize(&e->text, el, NULL);
+    gw_xml_free(el);
+}
+
+static void on_error(void *arg, const char *condition, const char *text)
+{
+    (void)condition;
+    (void)text;
+    ((struct embedded *)arg)->failed = true;
+}
+
+/* data inside a c2s stream, as ws_xmpp.c forwards it: one stanza, equal to expected. */
+static void check_embedded(const uint8_t *data, size_t size, const struct gw_buf *expected)
+{
+    static const char head[] = "<stream:stream xmlns='jabber:client' "
+                               "xmlns:stream='http://etherx.jabber.org/streams' to='example.com'>";
+    static const struct gw_stream_handlers h = {NULL, on_stanza, NULL, on_error};
+    struct gw_xml_limits lim = {1 << 20, 64, 64};
+    struct embedded e = {0, false, {NULL, 0, 0, 0}};
+    struct gw_stream *st = gw_stream_new(&lim, &h, &e);
+    gw_stream_feed(st, head, sizeof head - 1);
+    if (!e.failed)
+        gw_stream_feed(st, (const char *)data, size);
+    gw_stream_free(st);
+    if (e.failed || e.stanzas != 1 || e.text.len != expected->len ||
+        memcmp(e.text.data, expected->data, expected->len) != 0)
+        abort();
+    gw_buf_free(&e.text);
+}
 
 static void serialize(struct gw_buf *b, const struct gw_xml *el)
 {
@@ -40,6 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct gw_buf x, y;
     serialize(&x, el);
     serialize(&y, again);
+    if (rc == 0 && gw_xml_doc_embeddable(el, (const char *)data, size, GW_NS_CLIENT))
+        check_embedded(data, size, &x);
     if (rc != rc2 || (rc && strcmp(cond, cond2) != 0) || x.len != y.len ||
         (x.len && memcmp(x.data, y.data, x.len) != 0))
         abort();
