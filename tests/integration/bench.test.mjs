@@ -44,7 +44,7 @@ test("bench/run --quick runs every setup end to end and prints figures and budge
       assert.equal(r.flow.dropped, 0, `${name}: the driver dropped nothing`);
       assert.equal(r.flow.bad, 0, `${name}: every delivered body was readable`);
     }
-    assert.equal(budgets.length, 7, "every budget is evaluated");
+    assert.equal(budgets.length, 10, "every budget is evaluated");
     for (const b of budgets) assert.match(b.verdict, /^(PASS|MISS|n\/a)$/, b.what);
     fs.rmSync(path.dirname(jsonFile), { recursive: true, force: true });
   });

@@ -170,6 +170,11 @@ async function chatRoundTrip(transport, shot) {
     discover_connection_methods: false,
     view_mode: "fullscreen",
     whitelisted_plugins: ["mxgw-test"],
+    // converse.js's OMEMO plugin can race its own device lists across the page reload below
+    // ("Cannot read properties of null (reading 'devices')" from its getDeviceList(), seen once
+    // in four runs over WebSocket): a page error of converse.js's own, and not what this test is
+    // about. Without it every page error still fails the test.
+    blacklisted_plugins: ["converse-omemo", "converse-omemo-views"],
     ...(transport === "bosh" ? { bosh_service_url: boshUrl } : { websocket_url: wsUrl }),
   };
   const browser = await launch();
