@@ -1,6 +1,7 @@
 // The benchmark run (bench/run wraps it): starts Redis, then for each setup a fresh Prosody
 // (and a fresh mxgw where the setup has one), runs the driver (mxgw-bench) against it, and
-// prints one table, the mxgw/Prosody ratios and every budget with PASS or MISS.
+// prints one table, the mxgw/Prosody ratios and every budget with PASS or MISS (the CPU budgets
+// at the fixed rate and at saturation).
 //
 // Setups, in this order, in one run:
 //   prosody-ws    RFC 7395 clients on Prosody's own mod_websocket
