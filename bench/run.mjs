@@ -449,8 +449,8 @@ const ratios = [];
 for (const name of ["mxgw-xmpp", "mxgw-json", "mxgw-bosh", "capacity"]) {
   const r = R[name];
   if (!r) continue;
-  const direct = name === "mxgw-bosh" ? R["prosody-bosh"] : R["prosody-ws"];
   const directName = name === "mxgw-bosh" ? "prosody-bosh" : "prosody-ws";
+  const direct = R[directName];
   ratios.push(`| ${name} | ${pctS(ratio(r.flow?.cpu_us_per_msg?.mxgw, r.flow?.cpu_us_per_msg?.prosody))} | ` +
     `${pctS(ratio(r.flow?.cpu_us_per_msg?.mxgw, direct?.flow?.cpu_us_per_msg?.prosody))} | ` +
     `${pctS(ratio(satCpu(name, "mxgw"), satCpu(name, "prosody")))} | ` +
