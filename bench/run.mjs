@@ -6,6 +6,8 @@
 // Setups, in this order, in one run:
 //   prosody-ws    RFC 7395 clients on Prosody's own mod_websocket
 //   prosody-bosh  BOSH clients on Prosody's own mod_bosh
+//   relay-ws      RFC 7395 clients on mod_websocket through a null byte relay in mxgw's place
+//                 (bench/relay.c): the floor, what any process there costs per message
 //   mxgw-xmpp     RFC 7395 clients on mxgw, mxgw on Prosody's c2s port
 //   mxgw-json     JSON-protocol clients on mxgw (mxgw logs in upstream for them)
 //   mxgw-bosh     BOSH clients on mxgw's /http-bind, when this build serves it
@@ -55,6 +57,7 @@ const JSON_OUT = opt("json", "");
 const MD_OUT = opt("markdown", "");
 const MXGW_BIN = process.env.MXGW_BIN || path.join(REPO_ROOT, "build", "mxgw");
 const DRIVER = process.env.MXGW_BENCH_BIN || path.join(REPO_ROOT, "build", "bench", "mxgw-bench");
+const RELAY = process.env.MXGW_BENCH_RELAY || path.join(path.dirname(DRIVER), "mxgw-bench-relay");
 const DOMAIN = "localhost";
 const PASSWORD = crypto.randomBytes(9).toString("base64url");
 const asRoot = process.getuid?.() === 0;
@@ -67,7 +70,7 @@ const NO_SOURCES = args.includes("--no-sources");
 const DRIVER_SOURCES = NO_SOURCES ? [] : ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5", "127.0.0.6"];
 const UPSTREAM_SOURCES = NO_SOURCES ? "" : "127.0.0.7,127.0.0.8,127.0.0.9,127.0.0.10,127.0.0.11";
 
-for (const f of [MXGW_BIN, DRIVER]) {
+for (const f of [MXGW_BIN, DRIVER, RELAY]) {
   if (!fs.existsSync(f)) {
     console.error(`bench: ${f} not found (run scripts/build)`);
     process.exit(2);
@@ -302,6 +305,24 @@ await setup("prosody-bosh", () => withServers("prosody-bosh", N, false, async (p
   boshRate = r.flow?.rate || 0;
   return r;
 }));
+// The floor: the same RFC 7395 traffic as prosody-ws, through a process that only moves bytes.
+// Its CPU per message is what two loop wakeups with a read and a write each cost on this
+// machine, the least any gateway in that place can spend.
+await setup("relay-ws", () => withServers("relay-ws", N, false, async (p) => {
+  const port = await freePort();
+  const relay = new Child("relay", RELAY, [String(port), String(p.httpPort)], { logFile: path.join(dir, "relay.out") });
+  try {
+    await waitForPort(port, { child: relay, timeoutMs: 10000 });
+    return await drive("xmpp", `ws://127.0.0.1:${port}/xmpp-websocket`, { relay: relay.pid, prosody: p.child.pid },
+      [...sess(N), ...satArgs, ...flowArgs(wsRate)]);
+  } finally {
+    const r = await relay.stop(5000);
+    if (r.code !== 0 || r.signal) {
+      failures++;
+      log(`   the relay did not exit cleanly: ${JSON.stringify(r)}; see ${relay.logFile}`);
+    }
+  }
+}));
 for (const [name, proto] of [["mxgw-xmpp", "xmpp"], ["mxgw-json", "json"]]) {
   await setup(name, () => withServers(name, N, true, (p, gw) =>
     drive(proto, gw.wsUrl, { mxgw: gw.child.pid, prosody: p.child.pid, redis: redis.child.pid },
@@ -345,12 +366,15 @@ const head = ["setup", "sessions", "login s", "logins/s", "KiB/session mxgw", "K
   "sat. msg/s", "rate msg/s", "p50 ms", "p99 ms", "p99.9 ms", "µs CPU/msg mxgw", "µs CPU/msg Prosody",
   "µs CPU/msg Redis",
   "driver CPU % (sat.)", "bytes/msg (msg frames)", "bytes/msg (all TCP)"];
+// The process in mxgw's place: the relay's figures stand in mxgw's columns, marked.
+const GW = (name) => (name === "relay-ws" ? "relay" : "mxgw");
+const mark = (name, v) => (name === "relay-ws" && v !== "–" ? `(relay) ${v}` : v);
 for (const [name, r] of Object.entries(results)) {
   const f = r.flow || {};
   rows.push([name, `${r.ready}/${r.sessions}`, fmt(r.login_s, 2), fmt(r.login_per_s, 0),
-    fmt(r.kib_per_session.mxgw, 2), fmt(r.kib_per_session.prosody, 2),
+    mark(name, fmt(r.kib_per_session[GW(name)], 2)), fmt(r.kib_per_session.prosody, 2),
     fmt(r.sat?.msgs_per_s, 0), fmt(f.rate, 0), ms(f.p50_us), ms(f.p99_us), ms(f.p999_us),
-    fmt(f.cpu_us_per_msg?.mxgw, 2), fmt(f.cpu_us_per_msg?.prosody, 2), fmt(f.cpu_us_per_msg?.redis, 2),
+    mark(name, fmt(f.cpu_us_per_msg?.[GW(name)], 2)), fmt(f.cpu_us_per_msg?.prosody, 2), fmt(f.cpu_us_per_msg?.redis, 2),
     fmt(r.sat?.cpu_pct?.driver, 0),
     r.proto === "bosh" ? "–" : fmt(f.msg_bytes_per_msg, 1), fmt(f.tcp_bytes_per_msg, 1)]);
 }
@@ -388,9 +412,12 @@ for (const p of phases) {
     `; vs Prosody's mod_websocket ${p.direct} ${pctS(ratio(p.get("mxgw-json", "mxgw"), p.get("prosody-ws", "prosody")))}` +
     (j <= 0.05 ? "; target met" : "; target ≤ 5% not met"));
   const x = ratio(p.get("mxgw-xmpp", "mxgw"), p.get("mxgw-xmpp", "prosody"));
+  const floor = ratio(p.get("relay-ws", "relay"), p.get("relay-ws", "prosody"));
   budget(`mxgw CPU/msg over RFC 7395 ≤ 10% of Prosody's, ${p.name}`, pctS(x), Number.isNaN(x) ? null : x <= 0.10,
     `${us("mxgw-xmpp", "mxgw")} µs vs ${us("mxgw-xmpp", "prosody")} µs${p.rate("mxgw-xmpp")}; ` +
-    `vs Prosody's mod_websocket ${p.direct} ${pctS(ratio(p.get("mxgw-xmpp", "mxgw"), p.get("prosody-ws", "prosody")))}`);
+    `vs Prosody's mod_websocket ${p.direct} ${pctS(ratio(p.get("mxgw-xmpp", "mxgw"), p.get("prosody-ws", "prosody")))}` +
+    (R["relay-ws"] ? `; floor (null relay in mxgw's place): ${us("relay-ws", "relay")} µs, ${pctS(floor)} of its Prosody's` +
+      `${p.rate("relay-ws")}; mxgw above the floor ${pctS(ratio(p.get("mxgw-xmpp", "mxgw") - p.get("relay-ws", "relay"), p.get("mxgw-xmpp", "prosody")))}` : ""));
   const b = ratio(p.get("mxgw-bosh", "mxgw"), p.get("prosody-bosh", "prosody"));
   budget(`mxgw BOSH CPU/msg ≤ 10% of Prosody's mod_bosh (direct), ${p.name}`, pctS(b), Number.isNaN(b) ? null : b <= 0.10,
     R["mxgw-bosh"]
@@ -439,16 +466,17 @@ const btable = ["| budget | measured | verdict | detail |", "|---|---|---|---|",
   ...budgets.map((b) => `| ${b.what} | ${b.value} | ${b.verdict} | ${b.detail} |`)].join("\n");
 
 const ratios = [];
-for (const name of ["mxgw-xmpp", "mxgw-json", "mxgw-bosh", "capacity"]) {
+for (const name of ["relay-ws", "mxgw-xmpp", "mxgw-json", "mxgw-bosh", "capacity"]) {
   const r = R[name];
   if (!r) continue;
   const directName = name === "mxgw-bosh" ? "prosody-bosh" : "prosody-ws";
   const direct = R[directName];
-  ratios.push(`| ${name} | ${pctS(ratio(r.flow?.cpu_us_per_msg?.mxgw, r.flow?.cpu_us_per_msg?.prosody))} | ` +
-    `${pctS(ratio(r.flow?.cpu_us_per_msg?.mxgw, direct?.flow?.cpu_us_per_msg?.prosody))} | ` +
-    `${pctS(ratio(satCpu(name, "mxgw"), satCpu(name, "prosody")))} | ` +
-    `${pctS(ratio(satCpu(name, "mxgw"), satCpu(directName, "prosody")))} | ` +
-    `${pctS(ratio(r.kib_per_session?.mxgw, direct?.kib_per_session?.prosody))} | ` +
+  const g = GW(name);
+  ratios.push(`| ${name} | ${pctS(ratio(r.flow?.cpu_us_per_msg?.[g], r.flow?.cpu_us_per_msg?.prosody))} | ` +
+    `${pctS(ratio(r.flow?.cpu_us_per_msg?.[g], direct?.flow?.cpu_us_per_msg?.prosody))} | ` +
+    `${pctS(ratio(satCpu(name, g), satCpu(name, "prosody")))} | ` +
+    `${pctS(ratio(satCpu(name, g), satCpu(directName, "prosody")))} | ` +
+    `${pctS(ratio(r.kib_per_session?.[g], direct?.kib_per_session?.prosody))} | ` +
     `${pctS(ratio(r.sat?.msgs_per_s, direct?.sat?.msgs_per_s))} | ${pctS(ratio(r.login_s, direct?.login_s))} |`);
 }
 const rtable = ["| setup | mxgw CPU/msg ÷ Prosody's (same run), fixed rate | mxgw CPU/msg ÷ Prosody direct, fixed rate | " +
@@ -466,14 +494,14 @@ const marginal = (r, who) => {
 const ctable = ["| setup | idle CPU % mxgw | idle CPU % Prosody | µs/msg mxgw total | µs/msg mxgw over idle | " +
   "µs/msg Prosody total | µs/msg Prosody over idle | µs/msg driver | utime+stime µs/msg mxgw | utime+stime µs/msg Prosody |",
 "|---|---|---|---|---|---|---|---|---|---|",
-...Object.entries(R).map(([n, r]) => `| ${n} | ${fmt(r.idle_cpu_pct?.mxgw, 2)} | ${fmt(r.idle_cpu_pct?.prosody, 2)} | ` +
-  `${fmt(r.flow?.cpu_us_per_msg?.mxgw, 2)} | ${fmt(marginal(r, "mxgw"), 2)} | ${fmt(r.flow?.cpu_us_per_msg?.prosody, 2)} | ` +
-  `${fmt(marginal(r, "prosody"), 2)} | ${fmt(r.flow?.cpu_us_per_msg?.driver, 2)} | ${fmt(r.flow?.ticks_us_per_msg?.mxgw, 2)} | ` +
+...Object.entries(R).map(([n, r]) => `| ${n} | ${mark(n, fmt(r.idle_cpu_pct?.[GW(n)], 2))} | ${fmt(r.idle_cpu_pct?.prosody, 2)} | ` +
+  `${mark(n, fmt(r.flow?.cpu_us_per_msg?.[GW(n)], 2))} | ${mark(n, fmt(marginal(r, GW(n)), 2))} | ${fmt(r.flow?.cpu_us_per_msg?.prosody, 2)} | ` +
+  `${fmt(marginal(r, "prosody"), 2)} | ${fmt(r.flow?.cpu_us_per_msg?.driver, 2)} | ${mark(n, fmt(r.flow?.ticks_us_per_msg?.[GW(n)], 2))} | ` +
   `${fmt(r.flow?.ticks_us_per_msg?.prosody, 2)} |`)].join("\n");
 
 const stable = ["| setup | msg/s | µs/msg mxgw | µs/msg Prosody | µs/msg Redis | µs/msg driver |", "|---|---|---|---|---|---|",
   ...Object.entries(R).filter(([, r]) => r.sat).map(([n, r]) => `| ${n} | ${fmt(r.sat.msgs_per_s, 0)} | ` +
-    `${fmt(satCpu(n, "mxgw"), 2)} | ${fmt(satCpu(n, "prosody"), 2)} | ${fmt(satCpu(n, "redis"), 2)} | ${fmt(satCpu(n, "driver"), 2)} |`)].join("\n");
+    `${mark(n, fmt(satCpu(n, GW(n)), 2))} | ${fmt(satCpu(n, "prosody"), 2)} | ${fmt(satCpu(n, "redis"), 2)} | ${fmt(satCpu(n, "driver"), 2)} |`)].join("\n");
 
 const driverCpu = Object.entries(R).map(([n, r]) =>
   `${n}: ${fmt(r.sat?.cpu_pct?.driver, 0)}% at saturation (Prosody ${fmt(r.sat?.cpu_pct?.prosody, 0)}%` +

@@ -33,7 +33,7 @@ test("bench/run --quick runs every setup end to end and prints figures and budge
     assert.match(out, /### Figures/);
     assert.match(out, /mxgw BOSH: (not available in this build|measured)/);
     const { results, budgets } = JSON.parse(fs.readFileSync(jsonFile, "utf8"));
-    for (const name of ["prosody-ws", "prosody-bosh", "mxgw-xmpp", "mxgw-json"]) {
+    for (const name of ["prosody-ws", "prosody-bosh", "relay-ws", "mxgw-xmpp", "mxgw-json"]) {
       const r = results[name];
       assert.ok(r, `setup ${name} produced a result`);
       assert.equal(r.ready, r.sessions, `${name}: every session logged in`);
@@ -44,6 +44,8 @@ test("bench/run --quick runs every setup end to end and prints figures and budge
       assert.equal(r.flow.dropped, 0, `${name}: the driver dropped nothing`);
       assert.equal(r.flow.bad, 0, `${name}: every delivered body was readable`);
     }
+    assert.ok(results["relay-ws"].flow.cpu_us_per_msg.relay > 0, "the floor's CPU was measured");
+    assert.match(budgets.find((b) => /RFC 7395/.test(b.what)).detail, /floor \(null relay in mxgw's place\)/);
     assert.equal(budgets.length, 10, "every budget is evaluated");
     for (const b of budgets) assert.match(b.verdict, /^(PASS|MISS|n\/a)$/, b.what);
     fs.rmSync(path.dirname(jsonFile), { recursive: true, force: true });
