@@ -501,23 +501,32 @@ void gw_ws_free(struct gw_ws *ws)
     free(ws);
 }
 
+static void gather(unsigned char *to, const struct iovec *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].iov_len)
+            memcpy(to, v[i].iov_base, v[i].iov_len);
+        to += v[i].iov_len;
+    }
+}
+
 /* Writes a message at once (top of file); GW_ECLOSED if the connection broke. */
-static int write_now(struct gw_ws_conn *c, const char *data, size_t len)
+static int write_now(struct gw_ws_conn *c, const struct iovec *v, size_t n, size_t len)
 {
     struct gw_ws *ws = c->ws;
     if (ws->scratch_cap < LWS_PRE + len) {
         ws->scratch = gw_realloc(ws->scratch, LWS_PRE + len);
         ws->scratch_cap = LWS_PRE + len;
     }
-    memcpy(ws->scratch + LWS_PRE, data, len);
+    gather(ws->scratch + LWS_PRE, v, n);
     count_out(c, len);
-    int n = lws_write(c->wsi, ws->scratch + LWS_PRE, len, LWS_WRITE_TEXT);
+    int w = lws_write(c->wsi, ws->scratch + LWS_PRE, len, LWS_WRITE_TEXT);
     if (ws->scratch_cap > SCRATCH_KEEP) {
         free(ws->scratch);
         ws->scratch = NULL;
         ws->scratch_cap = 0;
     }
-    if (n < 0 || (size_t)n < len) {
+    if (w < 0 || (size_t)w < len) {
         /* Outside lws's callbacks the connection cannot be closed by returning -1: the
          * writable callback does it. */
         c->write_failed = c->closing = true;
@@ -527,19 +536,22 @@ static int write_now(struct gw_ws_conn *c, const char *data, size_t len)
     return 0;
 }
 
-int gw_ws_send(struct gw_ws_conn *c, const char *data, size_t len)
+int gw_ws_sendv(struct gw_ws_conn *c, const struct iovec *v, size_t n)
 {
     if (c->closing)
         return GW_ECLOSED;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += v[i].iov_len;
     size_t cap = c->ws->core->cfg->limit_queue_bytes;
     if (c->queued + len > cap)
         return GW_ELIMIT;
     if (c->serviced && !c->head && !c->deflate && !c->peer_closed && !lws_partial_buffered(c->wsi))
-        return write_now(c, data, len);
+        return write_now(c, v, n, len);
     struct out_msg *m = gw_malloc(sizeof *m + LWS_PRE + len);
     m->next = NULL;
     m->len = len;
-    memcpy(m->data + LWS_PRE, data, len);
+    gather(m->data + LWS_PRE, v, n);
     if (c->tail)
         c->tail->next = m;
     else
@@ -551,6 +563,12 @@ int gw_ws_send(struct gw_ws_conn *c, const char *data, size_t len)
         c->high = true;
     lws_callback_on_writable(c->wsi);
     return 0;
+}
+
+int gw_ws_send(struct gw_ws_conn *c, const char *data, size_t len)
+{
+    struct iovec v = {(void *)data, len};
+    return gw_ws_sendv(c, &v, 1);
 }
 
 size_t gw_ws_queued(const struct gw_ws_conn *c)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 struct gw_ws;
 struct gw_ws_conn;
@@ -55,6 +56,8 @@ void gw_ws_free(struct gw_ws *ws);
 /* Queues one text message. Returns 0, GW_ELIMIT when the queue would pass
  * cfg->limit_queue_bytes (nothing is queued), or GW_ECLOSED when the connection is closing. */
 int gw_ws_send(struct gw_ws_conn *c, const char *data, size_t len);
+/* gw_ws_send() of one message made of n pieces, joined as they are copied. */
+int gw_ws_sendv(struct gw_ws_conn *c, const struct iovec *v, size_t n);
 /* Bytes queued and not yet handed to the socket. */
 size_t gw_ws_queued(const struct gw_ws_conn *c);
 /* Sends what is queued, then closes with code (reason is a short ASCII text, may be NULL). */

@@ -110,12 +110,37 @@ static void up_open(void *arg, const struct gw_xml *header)
     gw_xml_free(open);
 }
 
+/* A message or presence (what neither watch_bind nor strip_channel_binding touches) goes to
+ * the client as the server wrote it when its bytes can stand alone: with xmlns='jabber:client'
+ * after the root's name, unless the root declares its namespace itself. Returns 1 when
+ * the stanza was not sent that way. */
+static int send_as_written(struct xws *x, const struct gw_xml *el)
+{
+    size_t len;
+    bool declares;
+    const char *raw = gw_upstream_stanza_bytes(x->up, &len, &declares);
+    if (!raw || !el->ns || strcmp(el->ns, GW_NS_CLIENT) != 0 ||
+        (strcmp(el->name, "message") != 0 && strcmp(el->name, "presence") != 0))
+        return 1;
+    static const char ns[] = " xmlns='" GW_NS_CLIENT "'";
+    size_t at = declares ? len : 1 + strlen(el->name); /* after "<message" */
+    struct iovec v[3] = {
+        {(void *)raw, at}, {(void *)ns, sizeof ns - 1}, {(void *)(raw + at), len - at}};
+    int rc = x->conn ? gw_ws_sendv(x->conn, v, declares ? 1 : 3) : 0;
+    if (rc == GW_ELIMIT)
+        GW_WARN("ws.queue_full", "session=%s bytes=%zu", sid(x), len);
+    return rc == GW_ELIMIT ? rc : 0;
+}
+
 static void up_stanza(void *arg, struct gw_xml *el)
 {
     struct xws *x = arg;
-    gw_relay_watch_bind(x->sess, el);
-    gw_relay_strip_channel_binding(el);
-    int rc = send_element(x, el);
+    int rc = send_as_written(x, el);
+    if (rc == 1) {
+        gw_relay_watch_bind(x->sess, el);
+        gw_relay_strip_channel_binding(el);
+        rc = send_element(x, el);
+    }
     gw_xml_free(el);
     if (rc == GW_ELIMIT) {
         end_stream(x, "policy-violation", NULL, GW_WS_CLOSE_POLICY);

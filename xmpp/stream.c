@@ -55,6 +55,15 @@ struct gw_stream {
     bool replaying;          /* feeding root_tag: no handler runs */
     bool keep_parser;        /* released only by gw_stream_release() */
     unsigned long salt;      /* expat's hash salt, drawn once per stream (0: expat's own) */
+    /* What gw_stream_stanza_bytes() needs: the caller's bytes of the current feed begin at
+     * position origin_pos; whether the stanza being parsed can stand alone so far. */
+    const char *origin_ptr;
+    unsigned long long origin_pos;
+    bool alone;      /* no prefix other than xml: on any element or attribute */
+    bool root_decl;  /* a default namespace declaration seen for the next stanza root */
+    bool alone_decl; /* the stanza root declares its default namespace itself */
+    const char *raw; /* the stanza being delivered, during the stanza handler only */
+    size_t raw_len;
     const char *cond;
     const char *text;
     struct gw_xml *result; /* document mode */
@@ -94,6 +103,18 @@ static void tag_escaped(struct gw_buf *b, const char *s)
         else
             gw_buf_append(b, s, 1);
     }
+}
+
+/* Whether el's name and attributes resolve without a prefix declared outside it (xml: is
+ * bound everywhere). */
+static bool unprefixed(const struct gw_xml *el)
+{
+    if (el->prefix)
+        return false;
+    for (size_t i = 0; i < el->nattrs; i++)
+        if (el->attrs[i].prefix && strcmp(el->attrs[i].prefix, "xml") != 0)
+            return false;
+    return true;
 }
 
 static void on_start(void *ud, const char *name, const char **atts)
@@ -146,8 +167,14 @@ static void on_start(void *ud, const char *name, const char **atts)
         st->stack = gw_realloc(st->stack, st->stack_cap * sizeof *st->stack);
     }
     struct gw_xml *el = gw_xml_new_parsed(name, atts, NS_SEP);
-    if (level > 0)
+    if (level > 0) {
         gw_xml_append(st->stack[level - 1], el);
+        st->alone = st->alone && unprefixed(el);
+    } else {
+        st->alone = unprefixed(el);
+        st->alone_decl = st->root_decl;
+    }
+    st->root_decl = false;
     st->stack[level] = el;
 }
 
@@ -173,7 +200,12 @@ static void on_end(void *ud, const char *name)
         st->result = el;
         return;
     }
-    st->mark = event_end(st);
+    unsigned long long end = event_end(st);
+    if (st->alone && st->origin_ptr && st->mark >= st->origin_pos) {
+        st->raw = st->origin_ptr + (st->mark - st->origin_pos);
+        st->raw_len = (size_t)(end - st->mark);
+    }
+    st->mark = end;
     if (st->stack_cap > 32) { /* give back what a deep stanza needed */
         free(st->stack);
         st->stack = NULL;
@@ -183,6 +215,7 @@ static void on_end(void *ud, const char *name)
         st->h.stanza(st->arg, el);
     else
         gw_xml_free(el);
+    st->raw = NULL; /* st outlives the handler: a free from inside it is deferred */
 }
 
 static void on_text(void *ud, const char *s, int len)
@@ -208,6 +241,8 @@ static void on_nsdecl(void *ud, const char *prefix, const char *uri)
 {
     struct gw_stream *st = ud;
     st->nsdecls++;
+    if (!st->document && st->depth == 1 && !prefix)
+        st->root_decl = true; /* on the stanza root that follows */
     if (st->document || st->depth > 0 || st->replaying)
         return;
     /* A declaration on the stream root: kept so that a released parser can be rebuilt. */
@@ -287,6 +322,7 @@ static void clear_tree(struct gw_stream *st)
     st->stack_cap = 0;
     st->depth = 0;
     st->nsdecls = 0;
+    st->root_decl = false;
     st->fed = st->mark = st->skew = 0;
     gw_buf_free(&st->root_tag);
 }
@@ -426,6 +462,8 @@ int gw_stream_feed(struct gw_stream *st, const char *data, size_t len)
             st->h.error(st->arg, st->cond, st->text);
         return GW_EPROTO;
     }
+    st->origin_ptr = data;
+    st->origin_pos = st->fed;
     while (len > 0) {
         size_t n = len < SLICE ? len : SLICE, used;
         int rc = feed_slice(st, data, n, false, &used);
@@ -437,10 +475,25 @@ int gw_stream_feed(struct gw_stream *st, const char *data, size_t len)
             return rc;
         data += used;
         len -= used;
+        if (rc == 1) { /* a new stream, whose positions start at the next byte */
+            st->origin_ptr = data;
+            st->origin_pos = st->fed;
+        }
     }
+    st->origin_ptr = NULL;
+    st->origin_pos = (unsigned long long)-1; /* no stanza is in a feed that ended */
     if (!st->keep_parser || st->fed > RENEW_BYTES)
         release_parser(st);
     return 0;
+}
+
+const char *gw_stream_stanza_bytes(const struct gw_stream *st, size_t *len, bool *declares_ns)
+{
+    if (!st->raw)
+        return NULL;
+    *len = st->raw_len;
+    *declares_ns = st->alone_decl;
+    return st->raw;
 }
 
 void gw_stream_keep_parser(struct gw_stream *st, bool keep)

@@ -42,6 +42,14 @@ int gw_stream_feed(struct gw_stream *st, const char *data, size_t len);
  * stops at the current byte, is reset after the feed returns, and the rest of that feed's bytes
  * go to the new stream. */
 void gw_stream_reset(struct gw_stream *st);
+/* From inside the stanza handler: the bytes of the stanza being delivered, borrowed for the
+ * call, when they can stand for it outside the stream. That is when all of them are in the
+ * buffer of the current gw_stream_feed() (a stanza begun in an earlier feed gives NULL), and no
+ * element or attribute in it has a prefix other than xml, so every name resolves inside it.
+ * The one exception is the root's default namespace: *declares_ns says whether the root
+ * declares it itself; if not, it comes from the stream, and a copy on its own must declare it
+ * (insert xmlns='...' after the root's name). NULL outside the handler. */
+const char *gw_stream_stanza_bytes(const struct gw_stream *st, size_t *len, bool *declares_ns);
 /* By default a stream releases its expat parser (~11 KB) whenever a feed ends between two
  * stanzas, and rebuilds it on the next feed (~3 µs). keep = true keeps it until
  * gw_stream_release(), for an owner that releases on its own idle timer instead (and, so that

@@ -1141,6 +1141,11 @@ int gw_upstream_send_text(struct gw_upstream *up, const struct gw_xml *el, const
     return rc;
 }
 
+const char *gw_upstream_stanza_bytes(const struct gw_upstream *up, size_t *len, bool *declares_ns)
+{
+    return up->parser ? gw_stream_stanza_bytes(up->parser, len, declares_ns) : NULL;
+}
+
 void gw_upstream_set_transport(struct gw_upstream *up, enum gw_transport t)
 {
     up->transport = (unsigned)t < GW_TRANSPORT_COUNT ? (unsigned)t : GW_TRANSPORT_COUNT;

@@ -64,6 +64,9 @@ int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el);
  * Returns what gw_upstream_send() does. */
 int gw_upstream_send_text(struct gw_upstream *up, const struct gw_xml *el, const char *text,
                           size_t len);
+/* From inside the stanza handler: the stanza's own bytes as the server sent them, when they
+ * can stand for it alone (gw_stream_stanza_bytes()); NULL otherwise. Borrowed for the call. */
+const char *gw_upstream_stanza_bytes(const struct gw_upstream *up, size_t *len, bool *declares_ns);
 /* Bytes queued and not yet written to the socket (plain text, before TLS). */
 size_t gw_upstream_queued(const struct gw_upstream *up);
 /* Stops or resumes reading from the server (backpressure when the client is slow). */

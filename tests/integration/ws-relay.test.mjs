@@ -161,6 +161,52 @@ test("a client's namespaces mean the same upstream, whether mxgw forwards its te
     }
   }));
 
+test("the server's stanzas reach the client with their namespaces, whether mxgw forwards the server's bytes or its tree (raw client)",
+  { timeout: 30000 }, guarded(() => env, async () => {
+    // Messages and presences whose bytes stand alone go out as Prosody wrote them, with
+    // xmlns='jabber:client' added to the root; an iq goes through the tree. Either way the
+    // client must read the same namespaces, text and attributes.
+    const bob = await env.login({ service: env.prosody.tcpService, username: "bob", password: USERS.bob });
+    const c = await RawWs.connect(wsUrl());
+    try {
+      const jid = await c.login("alice", USERS.alice);
+      const tag = crypto.randomBytes(4).toString("hex");
+      const text = "a & b <c> 'q' \u{1F600}";
+      await bob.send(xml("message", { to: jid, type: "chat", id: `m-${tag}`, "xml:lang": "de" },
+        xml("body", {}, text), xml("x", { xmlns: "urn:example:x", a: "'&\"" }, xml("y", {}, "in x"))));
+      await bob.send(xml("presence", { to: jid, id: `p-${tag}` }, xml("status", {}, text),
+        xml("c", { xmlns: "http://jabber.org/protocol/caps", hash: "sha-1", node: "n", ver: "v" })));
+      await bob.send(xml("iq", { to: jid, type: "get", id: `i-${tag}` }, xml("query", { xmlns: "urn:example:q" })));
+      const seen = {};
+      while (Object.keys(seen).length < 3) {
+        const frame = await c.nextText();
+        const el = tryParse(frame);
+        assert.ok(el, `a frame that is not one element: ${frame}`);
+        if (String(el.attrs.id).endsWith(tag)) seen[el.name] = { el, frame };
+      }
+      for (const { el, frame } of Object.values(seen)) {
+        assert.equal(el.attrs.xmlns, NS.client, `the root is in jabber:client: ${frame}`);
+        assert.equal(el.attrs.from, bob.jid.toString(), `from is bob's full JID: ${frame}`);
+      }
+      const m = seen.message.el;
+      assert.equal(m.getChildText("body"), text, `the body's text: ${seen.message.frame}`);
+      assert.equal(m.getChild("body").attrs.xmlns, undefined, "the body inherits jabber:client");
+      assert.equal(m.attrs["xml:lang"], "de");
+      const x = m.getChild("x", "urn:example:x");
+      assert.ok(x, `the extension keeps its namespace: ${seen.message.frame}`);
+      assert.equal(x.attrs.a, "'&\"");
+      assert.equal(x.getChildText("y"), "in x");
+      assert.equal(x.getChild("y").attrs.xmlns, undefined, "<y/> inherits urn:example:x");
+      const p = seen.presence.el;
+      assert.equal(p.getChildText("status"), text);
+      assert.ok(p.getChild("c", "http://jabber.org/protocol/caps"), `caps keep their namespace: ${seen.presence.frame}`);
+      assert.ok(seen.iq.el.getChild("query", "urn:example:q"), `the iq's query: ${seen.iq.frame}`);
+    } finally {
+      c.close();
+      await bob.stop();
+    }
+  }));
+
 test("a client that stops reading gets every stanza, in order, once it reads again",
   { timeout: 120000, ...viaGateway }, guarded(() => env, async () => {
     // mxgw writes a stanza at once while the client's socket takes it; once the socket is

@@ -206,10 +206,104 @@ static void test_doc_reuse(void)
     gw_xml_doc_free(doc);
 }
 
+/* ---- gw_stream_stanza_bytes(): a stanza's own bytes, when they can stand alone ---- */
+
+struct raw_log {
+    struct gw_stream *st;
+    char text[2048]; /* "[bytes]" or "[bytes|decl]" per stanza, "-" where NULL */
+    bool reset_after_first;
+};
+
+static void raw_stanza(void *arg, struct gw_xml *el)
+{
+    struct raw_log *l = arg;
+    size_t len = 0;
+    bool decl = false;
+    const char *raw = gw_stream_stanza_bytes(l->st, &len, &decl);
+    size_t at = strlen(l->text);
+    if (raw)
+        snprintf(l->text + at, sizeof l->text - at, "[%.*s%s]", (int)len, raw, decl ? "|decl" : "");
+    else
+        snprintf(l->text + at, sizeof l->text - at, "-");
+    gw_xml_free(el);
+    if (l->reset_after_first) {
+        l->reset_after_first = false;
+        gw_stream_reset(l->st);
+    }
+}
+
+static void test_stanza_bytes(void)
+{
+    static const struct gw_stream_handlers rh = {NULL, raw_stanza, NULL, NULL};
+    static const char hdr[] = "<stream:stream xmlns='jabber:client' "
+                              "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>";
+    static const struct {
+        const char *name, *body; /* after the header */
+        size_t split;            /* feed body in two at this byte (0: in one feed) */
+        const char *expect;
+    } raw_cases[] = {
+        {"whole", "<message to='a@b'><body>x &amp; y</body></message>", 0,
+         "[<message to='a@b'><body>x &amp; y</body></message>]"},
+        {"two and space", " <a/>\n<b x='1'>t</b> ", 0, "[<a/>][<b x='1'>t</b>]"},
+        {"declares", "<message xmlns='jabber:client'/><iq xmlns='x'><q/></iq>", 0,
+         "[<message xmlns='jabber:client'/>|decl][<iq xmlns='x'><q/></iq>|decl]"},
+        {"child declares", "<m><x xmlns='jabber:x:data'/></m>", 0,
+         "[<m><x xmlns='jabber:x:data'/></m>]"},
+        {"xml:lang", "<m xml:lang='en'><body xml:lang='de'>x</body></m>", 0,
+         "[<m xml:lang='en'><body xml:lang='de'>x</body></m>]"},
+        {"prefixed child", "<m><stream:x/></m><n/>", 0, "-[<n/>]"},
+        {"own prefix", "<m xmlns:p='urn:p'><p:x/></m>", 0, "-"},
+        {"prefixed attribute", "<m xmlns:p='urn:p' p:a='1'/>", 0, "-"},
+        {"prefixed root", "<stream:features/><m/>", 0, "-[<m/>]"},
+        {"across feeds", "<m><body>x</body></m><n/>", 8, "-[<n/>]"},
+        {"second in next feed", "<m/><n>x</n>", 4, "[<m/>][<n>x</n>]"},
+        {"split in a tag", "<m/><n>x</n>", 5, "[<m/>]-"},
+    };
+    struct gw_xml_limits lim = {10000, 8, 8};
+    for (size_t i = 0; i < sizeof raw_cases / sizeof raw_cases[0]; i++) {
+        struct raw_log l = {0};
+        l.st = gw_stream_new(&lim, &rh, &l);
+        gw_stream_feed(l.st, hdr, sizeof hdr - 1);
+        const char *b = raw_cases[i].body;
+        size_t n = strlen(b), split = raw_cases[i].split;
+        if (split) {
+            gw_stream_feed(l.st, b, split);
+            gw_stream_feed(l.st, b + split, n - split);
+        } else {
+            gw_stream_feed(l.st, b, n);
+        }
+        CHECK(strcmp(l.text, raw_cases[i].expect) == 0, "stanza bytes, %s: expected %s got %s",
+              raw_cases[i].name, raw_cases[i].expect, l.text);
+        size_t len;
+        bool decl;
+        CHECK(gw_stream_stanza_bytes(l.st, &len, &decl) == NULL,
+              "stanza bytes, %s: expected NULL outside the handler", raw_cases[i].name);
+        gw_stream_free(l.st);
+    }
+
+    /* A stream released between two feeds (a replayed root tag before the next bytes), and a
+     * reset from inside a handler, with the rest of the feed going to a new stream. */
+    struct raw_log l = {0};
+    l.st = gw_stream_new(&lim, &rh, &l);
+    gw_stream_feed(l.st, hdr, sizeof hdr - 1);
+    CHECK(gw_stream_idle(l.st), "expected the parser released after the header");
+    gw_stream_feed(l.st, "<m>1</m>", 8);
+    CHECK(strcmp(l.text, "[<m>1</m>]") == 0, "after a rebuild: expected [<m>1</m>] got %s", l.text);
+    l.text[0] = '\0';
+    l.reset_after_first = true;
+    char again[512];
+    snprintf(again, sizeof again, "<m>2</m>%s<n>3</n>", hdr);
+    gw_stream_feed(l.st, again, strlen(again));
+    CHECK(strcmp(l.text, "[<m>2</m>][<n>3</n>]") == 0,
+          "across a reset: expected [<m>2</m>][<n>3</n>] got %s", l.text);
+    gw_stream_free(l.st);
+}
+
 int main(void)
 {
     struct log l, one;
     test_doc_reuse();
+    test_stanza_bytes();
     /* Every case gives the same events whatever the chunking. */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         run(&l, cases[i].input, 1 << 20);
