@@ -87,10 +87,30 @@ static void append_raw(struct gw_jsess *s, uint32_t seq, const char *xml, size_t
     free(item);
 }
 
+/* The stanza as a document for the store (owned, NUL-terminated): the server's own bytes of it
+ * when up_stanza() is delivering it and they stand alone, else its serialization. */
+static char *stanza_text(struct gw_jsess *s, const struct gw_xml *el, size_t *len)
+{
+    struct iovec v[3];
+    size_t n = el == s->as_written && s->up ? gw_upstream_stanza_doc(s->up, el, v) : 0;
+    if (n == 0)
+        return gw_js_serialize(el, len);
+    *len = 0;
+    for (size_t i = 0; i < n; i++)
+        *len += v[i].iov_len;
+    char *text = gw_malloc(*len + 1), *at = text;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(at, v[i].iov_base, v[i].iov_len);
+        at += v[i].iov_len;
+    }
+    *at = '\0';
+    return text;
+}
+
 static void append_el(struct gw_jsess *s, struct gw_xml *el, uint32_t u, bool counted)
 {
     size_t len;
-    char *xml = gw_js_serialize(el, &len);
+    char *xml = stanza_text(s, el, &len);
     gw_xml_free(el);
     if (!xml) { /* cannot happen for a parsed stanza; never block the window on it */
         if (counted)
@@ -194,7 +214,7 @@ static void send_live(struct gw_jsess *s, struct gw_xml *el, uint32_t u, bool co
     }
     struct gw_json_out *w = gw_json_out_new();
     size_t len = 0;
-    char *xml = gw_js_serialize(el, &len);
+    char *xml = stanza_text(s, el, &len);
     struct gw_xlate_ctx ctx = gw_js_xlate_ctx(s);
     int rc = xml ? gw_xlate_stanza_json(el, &ctx, w) : GW_EINVAL;
     gw_xml_free(el);
@@ -416,10 +436,13 @@ static void up_stanza(void *arg, struct gw_xml *el)
             gw_js_mark_safe(s, u);
         return;
     }
-    if (s->pend || blocked(s))
+    if (s->pend || blocked(s)) {
         pend_push(s, el, u, counted, false);
-    else
+    } else {
+        s->as_written = el;
         gw_js_deliver(s, el, u, counted);
+        s->as_written = NULL;
+    }
 }
 
 void gw_js_login_failed(struct gw_jsess *s, const char *cond);
@@ -488,12 +511,18 @@ void gw_jsess_stanza(struct gw_jsess *s, const struct gw_json *obj)
     const char *cond = NULL;
     char why[160];
     struct gw_xlate_ctx ctx = gw_js_xlate_ctx(s);
+    struct gw_buf xml = {0};
+    ctx.xml = &xml;
     if (gw_xlate_json_stanza(obj, &ctx, &el, &cond, why, sizeof why) != 0) {
         gw_jconn_error(s->conn, cond, why, id);
         handled_here(s, c);
         return;
     }
-    int rc = s->up ? gw_upstream_send(s->up, el) : GW_ECLOSED;
+    /* The size check's serialization is what goes upstream (no limit: serialized there). */
+    int rc = !s->up    ? GW_ECLOSED
+             : xml.len ? gw_upstream_send_text(s->up, el, xml.data, xml.len)
+                       : gw_upstream_send(s->up, el);
+    gw_buf_free(&xml);
     gw_xml_free(el);
     if (rc == GW_ELIMIT) {
         gw_js_end(s, "policy-violation", "the server is not reading", GW_WS_CLOSE_POLICY);

@@ -72,6 +72,9 @@ struct gw_jsess {
     bool records;    /* the store may hold records of this session, to delete at the end */
     bool token_prev; /* the token before the last resume is still valid */
     struct gw_upstream *up;
+    /* The stanza up_stanza() is delivering right now, unchanged: send_live() may keep the
+     * server's own bytes of it (gw_upstream_stanza_doc()) instead of serializing it. */
+    const struct gw_xml *as_written;
     struct gw_login *login;
     struct gw_json_push *push; /* push ops (web/json_push.c), NULL until the first */
     char *jid, *bare, *lang, *sm_id, *mention;
@@ -132,8 +135,9 @@ static inline const struct gw_config *gw_js_cfg(const struct gw_jsess *s)
  * of the connection attached now (none while detached: aliases are per connection). */
 static inline struct gw_xlate_ctx gw_js_xlate_ctx(const struct gw_jsess *s)
 {
-    struct gw_xlate_ctx ctx = {s->jid, s->bare, s->lang, gw_jconn_aliases(s->conn),
-                               s->core->cfg->limit_stanza_bytes};
+    struct gw_xlate_ctx ctx = {
+        s->jid, s->bare, s->lang, gw_jconn_aliases(s->conn), s->core->cfg->limit_stanza_bytes,
+        NULL};
     return ctx;
 }
 

@@ -111,24 +111,20 @@ static void up_open(void *arg, const struct gw_xml *header)
 }
 
 /* A message or presence (what neither watch_bind nor strip_channel_binding touches) goes to
- * the client as the server wrote it when its bytes can stand alone: with xmlns='jabber:client'
- * after the root's name, unless the root declares its namespace itself. Returns 1 when
- * the stanza was not sent that way. */
+ * the client as the server wrote it when its bytes can stand alone. Returns 1 when the stanza
+ * was not sent that way, else what send_element() does. */
 static int send_as_written(struct xws *x, const struct gw_xml *el)
 {
-    size_t len;
-    bool declares;
-    const char *raw = gw_upstream_stanza_bytes(x->up, &len, &declares);
-    if (!raw || !el->ns || strcmp(el->ns, GW_NS_CLIENT) != 0 ||
-        (strcmp(el->name, "message") != 0 && strcmp(el->name, "presence") != 0))
+    struct iovec v[3];
+    if (strcmp(el->name, "message") != 0 && strcmp(el->name, "presence") != 0)
         return 1;
-    static const char ns[] = " xmlns='" GW_NS_CLIENT "'";
-    size_t at = declares ? len : 1 + strlen(el->name); /* after "<message" */
-    struct iovec v[3] = {
-        {(void *)raw, at}, {(void *)ns, sizeof ns - 1}, {(void *)(raw + at), len - at}};
-    int rc = x->conn ? gw_ws_sendv(x->conn, v, declares ? 1 : 3) : 0;
+    size_t n = gw_upstream_stanza_doc(x->up, el, v);
+    if (n == 0)
+        return 1;
+    int rc = x->conn ? gw_ws_sendv(x->conn, v, n) : 0;
     if (rc == GW_ELIMIT)
-        GW_WARN("ws.queue_full", "session=%s bytes=%zu", sid(x), len);
+        GW_WARN("ws.queue_full", "session=%s bytes=%zu", sid(x),
+                v[0].iov_len + (n == 3 ? v[1].iov_len + v[2].iov_len : 0));
     return rc == GW_ELIMIT ? rc : 0;
 }
 

@@ -1141,9 +1141,24 @@ int gw_upstream_send_text(struct gw_upstream *up, const struct gw_xml *el, const
     return rc;
 }
 
-const char *gw_upstream_stanza_bytes(const struct gw_upstream *up, size_t *len, bool *declares_ns)
+size_t gw_upstream_stanza_doc(const struct gw_upstream *up, const struct gw_xml *el,
+                              struct iovec v[3])
 {
-    return up->parser ? gw_stream_stanza_bytes(up->parser, len, declares_ns) : NULL;
+    static const char ns[] = " xmlns='" GW_NS_CLIENT "'";
+    size_t len;
+    bool declares;
+    const char *raw = up->parser ? gw_stream_stanza_bytes(up->parser, &len, &declares) : NULL;
+    if (!raw || el->prefix || !el->ns || strcmp(el->ns, GW_NS_CLIENT) != 0)
+        return 0;
+    if (declares) {
+        v[0] = (struct iovec){(void *)raw, len};
+        return 1;
+    }
+    size_t at = 1 + strlen(el->name); /* after "<message" */
+    v[0] = (struct iovec){(void *)raw, at};
+    v[1] = (struct iovec){(void *)ns, sizeof ns - 1};
+    v[2] = (struct iovec){(void *)(raw + at), len - at};
+    return 3;
 }
 
 void gw_upstream_set_transport(struct gw_upstream *up, enum gw_transport t)

@@ -10,6 +10,7 @@
 #include "xmpp/xml.h"
 
 #include <stdbool.h>
+#include <sys/uio.h>
 #include <stddef.h>
 
 struct gw_upstream;
@@ -60,13 +61,18 @@ bool gw_upstream_secure(const struct gw_upstream *up);
 int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el);
 /* Queues text, the bytes of a document that parsed as el, as they are, instead of serializing
  * el. The caller vouches that the bytes mean el inside the stream too: one element and
- * whitespace, no XML declaration, the default namespace declared on the element itself.
+ * whitespace, no XML declaration, and the default namespace declared on the element itself or
+ * left to the stream's jabber:client (as gw_upstream_send() writes it).
  * Returns what gw_upstream_send() does. */
 int gw_upstream_send_text(struct gw_upstream *up, const struct gw_xml *el, const char *text,
                           size_t len);
-/* From inside the stanza handler: the stanza's own bytes as the server sent them, when they
- * can stand for it alone (gw_stream_stanza_bytes()); NULL otherwise. Borrowed for the call. */
-const char *gw_upstream_stanza_bytes(const struct gw_upstream *up, size_t *len, bool *declares_ns);
+/* From inside the stanza handler, for the element it was given (unchanged): the stanza as the
+ * server wrote it, in at most three pieces that joined make a document meaning el on its own
+ * (xmlns='jabber:client' after the root's name, unless the root declares it). Returns how many
+ * pieces, or 0 when el is not unprefixed in jabber:client or its bytes cannot stand alone
+ * (gw_stream_stanza_bytes()). The pieces are borrowed for the call. */
+size_t gw_upstream_stanza_doc(const struct gw_upstream *up, const struct gw_xml *el,
+                              struct iovec v[3]);
 /* Bytes queued and not yet written to the socket (plain text, before TLS). */
 size_t gw_upstream_queued(const struct gw_upstream *up);
 /* Stops or resumes reading from the server (backpressure when the client is slow). */

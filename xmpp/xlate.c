@@ -370,13 +370,13 @@ void gw_xlate_alias_op(struct gw_alias **table, const struct gw_json *obj, struc
 int gw_xlate_to_json(const struct gw_xml *el, const char *own_jid, const char *stream_lang,
                      struct gw_json_out *w)
 {
-    struct gw_xlate_ctx ctx = {own_jid, NULL, stream_lang, NULL, 0};
+    struct gw_xlate_ctx ctx = {own_jid, NULL, stream_lang, NULL, 0, NULL};
     return gw_xlate_stanza_json(el, &ctx, w);
 }
 
 int gw_xlate_to_xml(const struct gw_json *obj, struct gw_xml **out, const char **condition,
                     char *err, size_t errlen)
 {
-    struct gw_xlate_ctx ctx = {NULL, NULL, NULL, NULL, 0};
+    struct gw_xlate_ctx ctx = {NULL, NULL, NULL, NULL, 0, NULL};
     return gw_xlate_json_stanza(obj, &ctx, out, condition, err, errlen);
 }

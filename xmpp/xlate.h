@@ -24,6 +24,10 @@ struct gw_xlate_ctx {
     const char *stream_lang;
     struct gw_alias *aliases;
     size_t max_bytes;
+    /* Optional, with max_bytes: gw_xlate_json_stanza() leaves here the stanza serialized in the
+     * jabber:client default namespace, as its size check wrote it, so that the caller can send
+     * those bytes rather than serialize again (empty when it fails; the caller frees it). */
+    struct gw_buf *xml;
 };
 
 /* Writes stanza el (from the server) as one JSON object: a short form when one describes it

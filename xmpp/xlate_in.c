@@ -168,10 +168,11 @@ int gw_xlate_json_stanza(const struct gw_json *obj, const struct gw_xlate_ctx *c
     if (rc)
         return rc;
     if (ctx->max_bytes) {
-        struct gw_buf b;
-        gw_buf_init(&b, ctx->max_bytes);
-        rc = gw_xml_serialize(&b, el, GW_NS_CLIENT);
-        gw_buf_free(&b);
+        struct gw_buf local, *b = ctx->xml ? ctx->xml : &local;
+        gw_buf_init(b, ctx->max_bytes);
+        rc = gw_xml_serialize(b, el, GW_NS_CLIENT);
+        if (rc || b == &local)
+            gw_buf_free(b);
         if (rc) {
             gw_xml_free(el);
             return xl_refuse(&in, rc == GW_ELIMIT ? "policy-violation" : "bad-request",

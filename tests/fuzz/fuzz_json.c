@@ -121,7 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool created;
     gw_alias_assign(aliases, "alice@example.com/phone", &created);
     gw_alias_assign(aliases, "room@conference.example.com", &created);
-    struct gw_xlate_ctx ctx = {"me@example.com/x", NULL, "en", size % 2 ? aliases : NULL, 65536};
+    struct gw_xlate_ctx ctx = {"me@example.com/x",        NULL,  "en",
+                               size % 2 ? aliases : NULL, 65536, NULL};
     struct gw_xml *el = to_xml((const char *)data, size, &ctx);
     char *first = el ? canonical(el) : NULL;
     if (first) {

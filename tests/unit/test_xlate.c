@@ -166,7 +166,7 @@ static bool equivalent(struct gw_xml *a, struct gw_xml *b)
     return same;
 }
 
-static const struct gw_xlate_ctx plain = {NULL, NULL, "en", NULL, 0};
+static const struct gw_xlate_ctx plain = {NULL, NULL, "en", NULL, 0, NULL};
 
 /* ---- XML → JSON, exact ---- */
 
@@ -693,7 +693,7 @@ static void property(void)
         }
         snprintf(doc + n, sizeof doc - (size_t)n, "</%s>", head);
         /* Half the stanzas go through a connection with aliases on. */
-        struct gw_xlate_ctx ctx = {NULL, "a@b", "en", rnd(2) ? aliases : NULL, 1 << 20};
+        struct gw_xlate_ctx ctx = {NULL, "a@b", "en", rnd(2) ? aliases : NULL, 1 << 20, NULL};
         if (round_trip(doc, kind, used, nk, whole_escape, stranger_push, &ctx))
             ok++;
     }
@@ -720,7 +720,7 @@ static void aliases(void)
     text = gw_json_text(w, &n);
     CHECK(table && strncmp(text, "{\"op\":\"alias\",\"max\":256}", n) == 0, "got %.*s", (int)n,
           text);
-    struct gw_xlate_ctx ctx = {"bob@example.com/tab", NULL, "en", table, 0};
+    struct gw_xlate_ctx ctx = {"bob@example.com/tab", NULL, "en", table, 0, NULL};
 
     /* The first message from alice carries her JID and its number, the next only the number. */
     struct gw_xml *m = xml("<message xmlns='jabber:client' from='alice@example.com/phone' "
@@ -801,7 +801,7 @@ int main(void)
             CHECK(0, "out %zu: bad XML in the test", i);
             continue;
         }
-        struct gw_xlate_ctx ctx = {"bob@example.com/tab", NULL, "en", NULL, 0};
+        struct gw_xlate_ctx ctx = {"bob@example.com/tab", NULL, "en", NULL, 0, NULL};
         char *s = to_json(el, &ctx);
         CHECK(strcmp(s, out_cases[i].json) == 0, "out %zu: expected\n  %s\ngot\n  %s", i,
               out_cases[i].json, s);
@@ -839,11 +839,32 @@ int main(void)
     for (int i = 0; i < 500; i++)
         strcat(big, "<");
     strcat(big, "\"}");
-    struct gw_xlate_ctx small = {NULL, NULL, NULL, NULL, 2000};
+    struct gw_xlate_ctx small = {NULL, NULL, NULL, NULL, 2000, NULL};
     const char *cond;
     struct gw_xml *el = from_json(big, &small, &cond);
     CHECK(strlen(big) < 2000 && !el && cond && strcmp(cond, "policy-violation") == 0,
           "expected policy-violation for %zu bytes of JSON that escape past 2000", strlen(big));
+
+    /* With ctx.xml, the size check's serialization is left for the caller to send: the stanza
+     * in the jabber:client default namespace; nothing when the check fails. */
+    struct gw_buf kept = {0};
+    small.xml = &kept;
+    el = from_json(big, &small, &cond);
+    CHECK(!el && kept.len == 0, "expected no bytes kept for a refused stanza, got %zu", kept.len);
+    el = from_json("{\"to\":\"a@b\",\"b\":\"x < y\"}", &small, &cond);
+    struct gw_buf again;
+    gw_buf_init(&again, 0);
+    CHECK(el && gw_xml_serialize(&again, el, GW_NS_CLIENT) == 0 && again.len == kept.len &&
+              memcmp(again.data, kept.data, kept.len) == 0,
+          "expected the kept bytes to be the stanza's serialization: %.*s", (int)kept.len,
+          kept.data ? kept.data : "");
+    CHECK(kept.len && strncmp(kept.data, "<message to='a@b'", 17) == 0 &&
+              !strstr(kept.data, "xmlns"),
+          "expected no xmlns on the root (the stream's): %.*s", (int)kept.len,
+          kept.data ? kept.data : "");
+    gw_buf_free(&again);
+    gw_buf_free(&kept);
+    gw_xml_free(el);
 
     /* The first version's calls still work, and leave our own JID out of "to". */
     struct gw_xml *m = xml("<message xmlns='jabber:client' from='a@b/c' to='me@x/y' type='chat'>"
