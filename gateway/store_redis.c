@@ -15,6 +15,7 @@
 
 #include "gateway/err.h"
 #include "gateway/log.h"
+#include "gateway/num.h"
 #include "gateway/mem.h"
 
 #include <hiredis/async.h>
@@ -545,7 +546,7 @@ static int redis_submit_guarded(struct redis_store *rs, const struct store_cmd *
     const char *argv[MAX_ARGS];
     size_t lens[MAX_ARGS];
     int n = 0;
-    char nkeys[8], num1[24], num2[24];
+    char nkeys[GW_U64_DEC_MAX], num1[GW_U64_DEC_MAX], num2[GW_U64_DEC_MAX];
     const struct gw_store_guard *g = cmd->guard;
 #define ARG(s, l) (argv[n] = (s), lens[n] = (l), n++)
 #define ARGS(s)   ARG((s), strlen(s))
@@ -561,7 +562,7 @@ static int redis_submit_guarded(struct redis_store *rs, const struct store_cmd *
         ARGS(cmd->key);
         ARGS(g->field);
         ARGS(g->expect);
-        snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+        gw_u64_dec(num1, cmd->ttl_ms);
         ARGS(num1);
         for (size_t i = 0; i < cmd->n; i++) {
             ARGV(cmd->fields[i]);
@@ -576,9 +577,9 @@ static int redis_submit_guarded(struct redis_store *rs, const struct store_cmd *
         ARGS(g->field);
         ARGS(g->expect);
         ARGV(cmd->values[0]);
-        snprintf(num1, sizeof num1, "%zu", cmd->count);
+        gw_u64_dec(num1, cmd->count);
         ARGS(num1);
-        snprintf(num2, sizeof num2, "%llu", (unsigned long long)cmd->ttl_ms);
+        gw_u64_dec(num2, cmd->ttl_ms);
         ARGS(num2);
         break;
     case OP_LPOP_N:
@@ -588,12 +589,12 @@ static int redis_submit_guarded(struct redis_store *rs, const struct store_cmd *
         ARGS(cmd->key);
         ARGS(g->field);
         ARGS(g->expect);
-        snprintf(num1, sizeof num1, "%zu", cmd->count);
+        gw_u64_dec(num1, cmd->count);
         ARGS(num1);
         break;
     case OP_DEL:
         ARGS(DEL_IF);
-        snprintf(nkeys, sizeof nkeys, "%zu", cmd->nkeys + 1);
+        gw_u64_dec(nkeys, cmd->nkeys + 1);
         ARGS(nkeys);
         ARGS(g->key);
         for (size_t i = 0; i < cmd->nkeys; i++)
@@ -631,7 +632,7 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
         ARGS(HSET_TTL);
         ARGS("1");
         ARGS(cmd->key);
-        snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+        gw_u64_dec(num1, cmd->ttl_ms);
         ARGS(num1);
         for (size_t i = 0; i < cmd->n; i++) {
             ARGV(cmd->fields[i]);
@@ -649,7 +650,7 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
     case OP_EXPIRE:
         ARGS("PEXPIRE");
         ARGS(cmd->key);
-        snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+        gw_u64_dec(num1, cmd->ttl_ms);
         ARGS(num1);
         break;
     case OP_SET:
@@ -658,7 +659,7 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
         ARGV(cmd->values[0]);
         if (cmd->ttl_ms) {
             ARGS("PX");
-            snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+            gw_u64_dec(num1, cmd->ttl_ms);
             ARGS(num1);
         }
         break;
@@ -671,7 +672,7 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
         ARGS(SADD_TTL);
         ARGS("1");
         ARGS(cmd->key);
-        snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+        gw_u64_dec(num1, cmd->ttl_ms);
         ARGS(num1);
         ARGV(cmd->values[0]);
         break;
@@ -690,9 +691,9 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
         ARGS("1");
         ARGS(cmd->key);
         ARGV(cmd->values[0]);
-        snprintf(num1, sizeof num1, "%zu", cmd->count);
+        gw_u64_dec(num1, cmd->count);
         ARGS(num1);
-        snprintf(num2, sizeof num2, "%llu", (unsigned long long)cmd->ttl_ms);
+        gw_u64_dec(num2, cmd->ttl_ms);
         ARGS(num2);
         capped = true;
         break;
@@ -709,7 +710,7 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
         ARGS(LPOP_N);
         ARGS("1");
         ARGS(cmd->key);
-        snprintf(num1, sizeof num1, "%zu", cmd->count);
+        gw_u64_dec(num1, cmd->count);
         ARGS(num1);
         break;
     case OP_INCR:
@@ -717,7 +718,7 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
         ARGS(INCR_TTL);
         ARGS("1");
         ARGS(cmd->key);
-        snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+        gw_u64_dec(num1, cmd->ttl_ms);
         ARGS(num1);
         break;
     case OP_PUBLISH:
@@ -889,7 +890,7 @@ static int redis_submit_ext(struct redis_store *rs, const struct store_cmd *cmd,
         snprintf(num1, sizeof num1, "%lld", cmd->score);
         ARGS(num1);
         ARGS(modes[cmd->mode]);
-        snprintf(num2, sizeof num2, "%zu", cmd->count);
+        gw_u64_dec(num2, cmd->count);
         ARGS(num2);
         capped = true;
         break;
@@ -908,7 +909,7 @@ static int redis_submit_ext(struct redis_store *rs, const struct store_cmd *cmd,
     case OP_ZCLAIM:
         SCRIPT(ZCLAIM);
         snprintf(num1, sizeof num1, "%lld", cmd->score);
-        snprintf(num2, sizeof num2, "%zu", cmd->count);
+        gw_u64_dec(num2, cmd->count);
         snprintf(num3, sizeof num3, "%lld", cmd->score2);
         ARGS(num1);
         ARGS(num2);
@@ -919,7 +920,7 @@ static int redis_submit_ext(struct redis_store *rs, const struct store_cmd *cmd,
         if (cmd->n == 0 || cmd->n > (MAX_ARGS - 8) / 2)
             return GW_EINVAL;
         SCRIPT(HINCRBY_SET);
-        snprintf(num1, sizeof num1, "%llu", (unsigned long long)cmd->ttl_ms);
+        gw_u64_dec(num1, cmd->ttl_ms);
         snprintf(num2, sizeof num2, "%lld", cmd->score);
         ARGS(num1);
         ARGS(num2);
@@ -942,8 +943,8 @@ static int redis_submit_ext(struct redis_store *rs, const struct store_cmd *cmd,
     case OP_SADD_CAPPED:
         SCRIPT(SADD_CAPPED);
         ARGV(cmd->values[0]);
-        snprintf(num1, sizeof num1, "%zu", cmd->count);
-        snprintf(num2, sizeof num2, "%llu", (unsigned long long)cmd->ttl_ms);
+        gw_u64_dec(num1, cmd->count);
+        gw_u64_dec(num2, cmd->ttl_ms);
         ARGS(num1);
         ARGS(num2);
         capped = true;

@@ -29,6 +29,7 @@
 #include "gateway/log.h"
 #include "gateway/map.h"
 #include "gateway/mem.h"
+#include "gateway/num.h"
 #include "gateway/metrics.h"
 #include "web/json_push.h"
 #include "web/node_bus.h"
@@ -187,14 +188,22 @@ void gw_js_xml_sm(struct gw_jsess *s, const char *name, const uint32_t *h)
 {
     if (!s->up)
         return;
-    struct gw_xml *el = gw_xml_new(GW_NS_SM, name);
+    /* Written out: <r/> and <a/> go with most messages, and are not stanzas (no element
+     * needed for the upstream's stanza count). */
+    static const char ns[] = " xmlns='" GW_NS_SM "'";
+    char text[64 + GW_U64_DEC_MAX];
+    text[0] = '<';
+    text[1] = name[0]; /* "r" or "a" */
+    memcpy(text + 2, ns, sizeof ns - 1);
+    size_t n = 2 + sizeof ns - 1;
     if (h) {
-        char num[16];
-        snprintf(num, sizeof num, "%u", *h);
-        gw_xml_set_attr(el, "h", num);
+        memcpy(text + n, " h='", 4);
+        n += 4;
+        n += gw_u64_dec(text + n, *h);
+        text[n++] = '\'';
     }
-    gw_upstream_send(s->up, el);
-    gw_xml_free(el);
+    memcpy(text + n, "/>", 2);
+    gw_upstream_send_text(s->up, NULL, text, n + 2);
 }
 
 char *gw_js_serialize(const struct gw_xml *el, size_t *len)

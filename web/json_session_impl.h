@@ -158,7 +158,7 @@ int gw_js_to_client(struct gw_jsess *s, struct gw_json_out *w); /* takes w */
 void gw_js_send_count(struct gw_jsess *s, const char *op, uint32_t h);
 void gw_js_send_request(struct gw_jsess *s);
 void gw_js_up_pause(struct gw_jsess *s, unsigned why, bool on);
-void gw_js_xml_sm(struct gw_jsess *s, const char *name, const uint32_t *h);
+void gw_js_xml_sm(struct gw_jsess *s, const char *name, const uint32_t *h); /* name: "r" or "a" */
 char *gw_js_serialize(const struct gw_xml *el, size_t *len); /* owned, NULL if it cannot be */
 bool gw_js_plain_allowed(const struct gw_jsess *s);
 

@@ -3,6 +3,7 @@
 
 #include "gateway/err.h"
 #include "gateway/mem.h"
+#include "gateway/num.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -133,19 +134,20 @@ void gw_jstore_add_u64(struct gw_jstore_fields *w, const char *field, uint64_t v
 {
     if (w->n >= GW_JSTORE_MAX_FIELDS)
         abort();
-    snprintf(w->num[w->n], sizeof w->num[w->n], "%" PRIu64, value);
+    gw_u64_dec(w->num[w->n], value);
     gw_jstore_add(w, field, w->num[w->n]);
 }
 
 char *gw_jstore_item(uint32_t seq, const char *xml, size_t len, size_t *outlen)
 {
-    char head[16];
-    int h = snprintf(head, sizeof head, "%" PRIu32 " ", seq);
-    char *out = gw_malloc((size_t)h + len + 1);
-    memcpy(out, head, (size_t)h);
+    char head[GW_U64_DEC_MAX + 1];
+    size_t h = gw_u64_dec(head, seq);
+    head[h++] = ' ';
+    char *out = gw_malloc(h + len + 1);
+    memcpy(out, head, h);
     memcpy(out + h, xml, len);
-    out[(size_t)h + len] = '\0';
-    *outlen = (size_t)h + len;
+    out[h + len] = '\0';
+    *outlen = h + len;
     return out;
 }
 
@@ -167,12 +169,17 @@ int gw_jstore_item_parse(const char *item, size_t len, uint32_t *seq, const char
 
 char *gw_jstore_pairs_encode(const struct gw_sm_queue *q)
 {
-    size_t cap = q->count * 24 + 1, len = 0;
-    char *out = gw_malloc(cap);
+    /* "seq:tag" pairs, comma-separated: at most 10 + 1 + 10 + 1 bytes each */
+    size_t len = 0;
+    char *out = gw_malloc(q->count * 22 + GW_U64_DEC_MAX);
     out[0] = '\0';
-    for (const struct gw_sm_item *it = q->head; it; it = it->next)
-        len += (size_t)snprintf(out + len, cap - len, "%s%" PRIu32 ":%" PRIu32, len ? "," : "",
-                                it->seq, (uint32_t)(uintptr_t)it->tag);
+    for (const struct gw_sm_item *it = q->head; it; it = it->next) {
+        if (len)
+            out[len++] = ',';
+        len += gw_u64_dec(out + len, it->seq);
+        out[len++] = ':';
+        len += gw_u64_dec(out + len, (uint32_t)(uintptr_t)it->tag);
+    }
     return out;
 }
 

@@ -1107,7 +1107,7 @@ static int may_send(const struct gw_upstream *up)
 
 static void queued(struct gw_upstream *up, const struct gw_xml *el)
 {
-    if (is_stanza(el))
+    if (el && is_stanza(el))
         (*up->m->stanzas[up->transport][0])++;
     defer_flush(up); /* written before the loop sleeps, with the rest of this iteration's */
     account(up);

@@ -64,6 +64,8 @@ int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el);
  * whitespace, no XML declaration, and the default namespace declared on the element itself or
  * left to the stream's jabber:client (as gw_upstream_send() writes it).
  * Returns what gw_upstream_send() does. */
+/* el may be NULL for text that holds no stanza (stream management's <r/> and <a/>): the
+ * stanza count leaves it out. */
 int gw_upstream_send_text(struct gw_upstream *up, const struct gw_xml *el, const char *text,
                           size_t len);
 /* From inside the stanza handler, for the element it was given (unchanged): the stanza as the
