@@ -10,11 +10,26 @@
 #include "gateway/mem.h"
 #include "gateway/utf8.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
+
+/* A parsed document's nodes and strings are carved from a few chunks (three allocations per
+ * value before: node, key, string; a message and an ack are some 20). The root is the first
+ * node of the first chunk, so gw_json_free() finds the chunks from it. The first chunk is
+ * sized from the text, so that most messages take one; later ones double, each at least what
+ * is asked. The whole is bounded by the text, which is bounded by max_bytes. */
+struct chunk {
+    struct chunk *next;
+    size_t used, cap;
+    max_align_t data[]; /* cap bytes */
+};
+
+#define CHUNK_FIRST_MAX 8192
+#define CHUNK_MAX       65536
 
 struct builder {
     struct gw_json *root;
@@ -22,7 +37,45 @@ struct builder {
     unsigned depth;
     char *pending_key;
     const char *error;
+    struct chunk *first, *cur;
 };
+
+static void *carve(struct builder *b, size_t n)
+{
+    n = (n + sizeof(max_align_t) - 1) & ~(sizeof(max_align_t) - 1);
+    struct chunk *c = b->cur;
+    if (c->cap - c->used < n) {
+        size_t cap = c->cap * 2 < CHUNK_MAX ? c->cap * 2 : CHUNK_MAX;
+        if (cap < n)
+            cap = n;
+        struct chunk *next = gw_malloc(sizeof *next + cap);
+        next->next = NULL;
+        next->used = 0;
+        next->cap = cap;
+        c->next = next;
+        b->cur = c = next;
+    }
+    void *p = (char *)c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+static char *carve_str(struct builder *b, const unsigned char *s, size_t len)
+{
+    char *p = carve(b, len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+static void free_chunks(struct chunk *c)
+{
+    while (c) {
+        struct chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+}
 
 static void set_error(struct builder *b, const char *why)
 {
@@ -32,14 +85,16 @@ static void set_error(struct builder *b, const char *why)
 
 static struct gw_json *add(struct builder *b, enum gw_json_type type)
 {
-    struct gw_json *v = gw_calloc(1, sizeof *v);
+    if (b->depth == 0 && (b->root || type != GW_JSON_OBJECT)) {
+        set_error(b, "the top level must be one object");
+        return NULL;
+    }
+    struct gw_json *v = carve(b, sizeof *v);
+    memset(v, 0, sizeof *v);
     v->type = type;
     if (b->depth == 0) {
-        if (b->root || type != GW_JSON_OBJECT) {
-            free(v);
-            set_error(b, "the top level must be one object");
-            return NULL;
-        }
+        if ((void *)v != (void *)b->first->data)
+            abort(); /* cannot happen: nothing is carved before the root */
         b->root = v;
         return v;
     }
@@ -110,7 +165,7 @@ static int cb_string(void *ctx, const unsigned char *s, size_t len)
     }
     struct gw_json *v = add(ctx, GW_JSON_STRING);
     if (v) {
-        v->s = gw_strndup((const char *)s, len);
+        v->s = carve_str(ctx, s, len);
         v->slen = len;
     }
     return v != NULL;
@@ -134,8 +189,7 @@ static int cb_map_key(void *ctx, const unsigned char *key, size_t len)
             set_error(b, "duplicate key");
             return 0;
         }
-    free(b->pending_key);
-    b->pending_key = gw_strndup((const char *)key, len);
+    b->pending_key = carve_str(b, key, len); /* an unused one stays in the chunk */
     return 1;
 }
 
@@ -216,6 +270,15 @@ int gw_json_parse(const char *text, size_t len, size_t max_bytes, struct gw_json
     }
     struct builder b;
     memset(&b, 0, sizeof b);
+    /* the root first, at the start of the first chunk: room for it, the text's strings and a
+     * node per few bytes */
+    size_t cap = sizeof(struct gw_json) * 4 + 2 * len;
+    if (cap > CHUNK_FIRST_MAX)
+        cap = CHUNK_FIRST_MAX;
+    b.first = b.cur = gw_malloc(sizeof *b.first + cap);
+    b.first->next = NULL;
+    b.first->used = 0;
+    b.first->cap = cap;
     yajl_handle h = yajl_alloc(&callbacks, NULL, &b);
     yajl_status st = yajl_parse(h, (const unsigned char *)text, len);
     if (st == yajl_status_ok)
@@ -223,10 +286,9 @@ int gw_json_parse(const char *text, size_t len, size_t max_bytes, struct gw_json
     if (st != yajl_status_ok && !b.error)
         b.error = "malformed JSON";
     yajl_free(h);
-    free(b.pending_key);
     if (b.error || !b.root) {
         snprintf(err, errlen, "%s", b.error ? b.error : "empty message");
-        gw_json_free(b.root);
+        free_chunks(b.first);
         return GW_EINVAL;
     }
     *out = b.root;
@@ -235,14 +297,8 @@ int gw_json_parse(const char *text, size_t len, size_t max_bytes, struct gw_json
 
 void gw_json_free(struct gw_json *v)
 {
-    while (v) {
-        struct gw_json *next = v->next;
-        gw_json_free(v->child); /* depth is bounded by GW_JSON_MAX_DEPTH */
-        free(v->key);
-        free(v->s);
-        free(v);
-        v = next;
-    }
+    if (v) /* a root: the first node of its first chunk */
+        free_chunks((struct chunk *)((char *)v - offsetof(struct chunk, data)));
 }
 
 const struct gw_json *gw_json_get(const struct gw_json *obj, const char *key)

@@ -38,6 +38,7 @@ struct gw_json {
  * input over max_bytes (GW_ELIMIT). */
 int gw_json_parse(const char *text, size_t len, size_t max_bytes, struct gw_json **out, char *err,
                   size_t errlen);
+/* Frees a value gw_json_parse() returned, whole (NULL is fine; never a part of one). */
 void gw_json_free(struct gw_json *v);
 /* Member lookups on an object (borrowed; NULL when absent or of another type). */
 const struct gw_json *gw_json_get(const struct gw_json *obj, const char *key);
