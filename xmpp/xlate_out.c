@@ -31,7 +31,7 @@ static bool blank(const struct gw_xml *t)
 }
 
 /* The stanza's kind when its attributes and text let the short form describe it; 0 if not. */
-static unsigned short_kind(const struct gw_xml *el)
+static unsigned short_kind(const struct gw_xml *el, const struct gw_xlate_ctx *ctx)
 {
     static const char *const attrs[] = {"to", "from", "id", "type", NULL};
     unsigned k = gw_xml_is(el, GW_NS_CLIENT, "message")    ? XL_MESSAGE
@@ -51,7 +51,10 @@ static unsigned short_kind(const struct gw_xml *el)
     const char *const *types = k == XL_MESSAGE    ? message_types
                                : k == XL_PRESENCE ? presence_types
                                                   : iq_types;
-    if ((type && !xl_one_of(type, types)) || !xl_jid_ok(gw_xml_attr(el, "to")))
+    /* The server addresses most stanzas to the session's own JID, which is known to be valid. */
+    const char *to = gw_xml_attr(el, "to");
+    if ((type && !xl_one_of(type, types)) ||
+        (!(to && ctx->own_jid && strcmp(to, ctx->own_jid) == 0) && !xl_jid_ok(to)))
         return 0;
     if (k == XL_IQ && (!type || !gw_xml_attr(el, "id")))
         return 0;
@@ -90,7 +93,7 @@ static void write_escape(struct gw_json_out *w, const struct gw_xml *el)
 int gw_xlate_stanza_json(const struct gw_xml *el, const struct gw_xlate_ctx *ctx,
                          struct gw_json_out *w)
 {
-    unsigned kind = short_kind(el);
+    unsigned kind = short_kind(el, ctx);
     if (!kind) {
         write_escape(w, el);
         return 0;

@@ -5,6 +5,7 @@
 #include "gateway/err.h"
 #include "xmpp/json.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -118,6 +119,22 @@ int main(void)
               strcmp(gw_json_str(j, "b"), "\xf0\x9f\x98\x80 ok") == 0,
           "expected a surrogate pair to decode");
     gw_json_free(j);
+
+    /* Integers come out as "%lld" writes them, at both ends of the range too. */
+    static const long long ints[] = {0, 7, -1, 10, -10, 9007199254740991LL, LLONG_MAX, LLONG_MIN};
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+        struct gw_json_out *iw = gw_json_out_new();
+        gw_json_open_array(iw);
+        gw_json_integer(iw, ints[i]);
+        gw_json_close_array(iw);
+        char want[32];
+        snprintf(want, sizeof want, "[%lld]", ints[i]);
+        size_t il;
+        const char *it = gw_json_text(iw, &il);
+        CHECK(il == strlen(want) && memcmp(it, want, il) == 0, "integer: expected %s got %.*s",
+              want, (int)il, it);
+        gw_json_out_free(iw);
+    }
 
     /* Writer: compact output, escaping, integers, booleans, kv skipping NULL, reset. */
     struct gw_json_out *w = gw_json_out_new();
