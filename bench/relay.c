@@ -34,7 +34,8 @@
 struct end {
     int fd;
     struct end *peer;
-    size_t off, len; /* pending bytes for this end, read from the peer */
+    struct end *prev, *next; /* every open end, so that all are freed at exit */
+    size_t off, len;         /* pending bytes for this end, read from the peer */
     bool closing;
     char *buf; /* BUF_CAP bytes while len > 0 */
 };
@@ -119,6 +120,8 @@ static bool pump(int ep, struct end *src)
     return true;
 }
 
+static struct end *ends;
+
 static struct end *end_new(int fd)
 {
     struct end *e = calloc(1, sizeof *e);
@@ -127,7 +130,24 @@ static struct end *end_new(int fd)
         exit(1);
     }
     e->fd = fd;
+    e->next = ends;
+    if (ends)
+        ends->prev = e;
+    ends = e;
     return e;
+}
+
+static void end_free(struct end *e)
+{
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        ends = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    close(e->fd);
+    free(e->buf);
+    free(e);
 }
 
 static void accept_one(int ep, int lfd, const struct sockaddr_in *target)
@@ -220,11 +240,12 @@ int main(int argc, char **argv)
                 dead[nd++] = e->peer;
             }
         }
-        for (size_t i = 0; i < nd; i++) {
-            close(dead[i]->fd);
-            free(dead[i]->buf);
-            free(dead[i]);
-        }
+        for (size_t i = 0; i < nd; i++)
+            end_free(dead[i]);
     }
+    while (ends)
+        end_free(ends);
+    close(ep);
+    close(lfd);
     return 0;
 }

@@ -15,8 +15,8 @@
 
 #include "gateway/err.h"
 #include "gateway/log.h"
-#include "gateway/num.h"
 #include "gateway/mem.h"
+#include "gateway/num.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>

@@ -518,7 +518,8 @@ void gw_jsess_stanza(struct gw_jsess *s, const struct gw_json *obj)
         handled_here(s, c);
         return;
     }
-    /* The size check's serialization is what goes upstream (no limit: serialized there). */
+    /* The size check's serialization is what goes upstream (with no size limit there is none,
+     * and gw_upstream_send() serializes). */
     int rc = !s->up    ? GW_ECLOSED
              : xml.len ? gw_upstream_send_text(s->up, el, xml.data, xml.len)
                        : gw_upstream_send(s->up, el);
