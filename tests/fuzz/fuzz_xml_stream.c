@@ -19,16 +19,7 @@ static void standalone(struct gw_buf *out, const char *raw, size_t len, const st
     size_t at = 1 + strlen(el->name);
     gw_buf_append(out, raw, at);
     gw_buf_puts(out, " xmlns='");
-    for (const char *c = el->ns; *c; c++) {
-        if (*c == '&')
-            gw_buf_puts(out, "&amp;");
-        else if (*c == '<')
-            gw_buf_puts(out, "&lt;");
-        else if (*c == '\'')
-            gw_buf_puts(out, "&apos;");
-        else
-            gw_buf_append(out, c, 1);
-    }
+    gw_xml_escape(out, el->ns, strlen(el->ns));
     gw_buf_puts(out, "'");
     gw_buf_append(out, raw + at, len - at);
 }
