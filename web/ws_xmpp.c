@@ -42,19 +42,30 @@ static const char *sid(const struct xws *x)
     return x->sess ? gw_session_id(x->sess) : "-";
 }
 
-/* Returns 0, or GW_ELIMIT when the client's queue is full (the caller ends the session: a
- * stanza is never dropped silently). */
+/* Sends one message made of n pieces. Returns 0, or GW_ELIMIT when the client's queue is full
+ * (the caller ends the session: a stanza is never dropped silently). */
+static int send_pieces(struct xws *x, const struct iovec *v, size_t n)
+{
+    int rc = x->conn ? gw_ws_sendv(x->conn, v, n) : 0;
+    if (rc == GW_ELIMIT) {
+        size_t len = 0;
+        for (size_t i = 0; i < n; i++)
+            len += v[i].iov_len;
+        GW_WARN("ws.queue_full", "session=%s bytes=%zu", sid(x), len);
+    }
+    return rc == GW_ELIMIT ? rc : 0;
+}
+
+/* send_pieces() of el serialized. */
 static int send_element(struct xws *x, const struct gw_xml *el)
 {
     struct gw_buf out;
     gw_buf_init(&out, 0);
-    int rc = gw_xml_serialize(&out, el, NULL);
-    if (rc == 0 && x->conn)
-        rc = gw_ws_send(x->conn, out.data, out.len);
-    if (rc == GW_ELIMIT)
-        GW_WARN("ws.queue_full", "session=%s bytes=%zu", sid(x), out.len);
+    int rc = 0;
+    if (gw_xml_serialize(&out, el, NULL) == 0)
+        rc = send_pieces(x, &(struct iovec){out.data, out.len}, 1);
     gw_buf_free(&out);
-    return rc == GW_ELIMIT ? rc : 0;
+    return rc;
 }
 
 static void end_upstream(struct xws *x)
@@ -111,28 +122,25 @@ static void up_open(void *arg, const struct gw_xml *header)
 }
 
 /* A message or presence (what neither watch_bind nor strip_channel_binding touches) goes to
- * the client as the server wrote it when its bytes can stand alone. Returns 1 when the stanza
- * was not sent that way, else what send_element() does. */
-static int send_as_written(struct xws *x, const struct gw_xml *el)
+ * the client as the server wrote it when its bytes can stand alone. Returns whether it went
+ * that way, with send_pieces()'s result in *rc. */
+static bool send_as_written(struct xws *x, const struct gw_xml *el, int *rc)
 {
     struct iovec v[3];
     if (strcmp(el->name, "message") != 0 && strcmp(el->name, "presence") != 0)
-        return 1;
+        return false;
     size_t n = gw_upstream_stanza_doc(x->up, el, v);
     if (n == 0)
-        return 1;
-    int rc = x->conn ? gw_ws_sendv(x->conn, v, n) : 0;
-    if (rc == GW_ELIMIT)
-        GW_WARN("ws.queue_full", "session=%s bytes=%zu", sid(x),
-                v[0].iov_len + (n == 3 ? v[1].iov_len + v[2].iov_len : 0));
-    return rc == GW_ELIMIT ? rc : 0;
+        return false;
+    *rc = send_pieces(x, v, n);
+    return true;
 }
 
 static void up_stanza(void *arg, struct gw_xml *el)
 {
     struct xws *x = arg;
-    int rc = send_as_written(x, el);
-    if (rc == 1) {
+    int rc;
+    if (!send_as_written(x, el, &rc)) {
         gw_relay_watch_bind(x->sess, el);
         gw_relay_strip_channel_binding(el);
         rc = send_element(x, el);

@@ -480,8 +480,7 @@ int gw_stream_feed(struct gw_stream *st, const char *data, size_t len)
             st->origin_pos = st->fed;
         }
     }
-    st->origin_ptr = NULL;
-    st->origin_pos = (unsigned long long)-1; /* no stanza is in a feed that ended */
+    st->origin_ptr = NULL; /* no stanza is in a feed that ended */
     if (!st->keep_parser || st->fed > RENEW_BYTES)
         release_parser(st);
     return 0;
