@@ -10,15 +10,23 @@
  * Sending. lws's rule is to write from the writable callback, and asking for one costs, with
  * libuv 1.44 underneath, an epoll_ctl DEL and ADD to arm POLLOUT, a wakeup, and DEL and ADD
  * again to disarm it: four system calls and a wakeup per message on top of the write. So a
- * message is written at once when nothing can be out of order or collide with a partial write:
- * the connection has been serviced by lws at least once (it is established), nothing is queued
- * before it, lws holds no partly sent data (lws_partial_buffered), the peer has not started
- * the closing handshake, and permessage-deflate is off (its deflater may need several writable
- * callbacks for one message). When the socket takes only part of it, lws keeps the rest and
- * sends it on the next writable event before any callback of ours, as it does for a partial
- * write from the callback; so at most one message beyond the queue cap sits in lws. Otherwise
- * messages queue up to the cap and each writable callback writes as many as the socket takes
- * (until lws holds a partial write); with deflate one per callback, as lws requires.
+ * message is written without waiting for one when nothing can be out of order or collide with
+ * a partial write: the connection has been serviced by lws at least once (it is established),
+ * nothing is queued before it, lws holds no partly sent data (lws_partial_buffered), the peer
+ * has not started the closing handshake, and permessage-deflate is off (its deflater may need
+ * several writable callbacks for one message). Such messages are framed here (RFC 6455 §5.2:
+ * a final, unmasked text frame) into the connection's batch, and the connection goes on a list;
+ * a uv_check (after the I/O callbacks of a loop iteration) and a uv_prepare (right before the
+ * loop polls) write each listed batch with one lws_write(LWS_WRITE_RAW), which hands the bytes
+ * to lws's raw send with its partial-write buffering. So the messages one iteration produces
+ * for a client (several stanzas from one read of the server, say) leave in one send() instead of
+ * one each, as the upstream streams do (xmpp/upstream.c), and nothing waits while the loop
+ * sleeps. A batch is written at once before it would pass BATCH_MAX. When the socket takes only
+ * part of a write, lws keeps the rest and sends it on the next writable event before any
+ * callback of ours, as it does for a partial write from the callback; so at most BATCH_MAX
+ * beyond the queue cap sits in lws. Otherwise messages queue up to the cap and each writable
+ * callback writes as many as the socket takes (until lws holds a partial write); with deflate
+ * one per callback, as lws requires.
  *
  * permessage-deflate (RFC 7692), when the config allows it and the client offers it, is lws's
  * own extension with its memory bounded: zlib's memory level is set per connection, and the
@@ -43,6 +51,7 @@
 #include "gateway/metrics.h"
 
 #include <libwebsockets.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,8 +79,12 @@ struct gw_ws_conn {
     bool write_failed; /* a write made at once failed: the next writable callback closes */
     struct out_msg *head, *tail;
     struct out_msg *inflight; /* written last; permessage-deflate may still be reading it */
-    size_t queued;
-    bool high; /* queue was above half its cap */
+    unsigned char *batch;     /* whole frames, to be written as one */
+    size_t batch_len, batch_cap;
+    struct gw_ws_conn *dirty_prev, *dirty_next; /* on the server's list of batches to write */
+    bool dirty;
+    size_t queued; /* bytes not yet handed to lws: the batch's frames and the queue's payloads */
+    bool high;     /* queue was above half its cap */
     bool closing;
     uint16_t close_code;
     char close_reason[64];
@@ -88,13 +101,19 @@ struct gw_ws {
     /* per subprotocol (index in protos), direction 0 from the client, 1 to the client */
     uint64_t *(*m_messages)[2];
     uint64_t *(*m_bytes)[2];
-    int64_t *m_queued;      /* bytes queued towards clients, all connections */
-    unsigned char *scratch; /* LWS_PRE bytes of headroom, then a message written at once */
-    size_t scratch_cap;
+    int64_t *m_queued; /* bytes queued towards clients, all connections */
+    struct gw_ws_conn *dirty_head;
+    uv_check_t flush_check;     /* after the I/O callbacks of an iteration */
+    uv_prepare_t flush_prepare; /* right before the loop polls */
+    unsigned char *spare[8];    /* emptied batch buffers of BATCH_FIRST bytes, for reuse */
+    size_t nspare;
 };
 
-/* A scratch buffer larger than this is given back after the write. */
-#define SCRATCH_KEEP 16384
+/* A batch is written before it would grow past this (top of file). */
+#define BATCH_MAX 16384
+/* A batch buffer starts this large (within glibc's per-thread cache); one that grew is given
+ * back after its write. */
+#define BATCH_FIRST 1024
 
 /* The transport a subprotocol serves, for metrics labels (a fixed set: our own names). */
 static const char *transport_label(const char *proto)
@@ -148,8 +167,36 @@ static bool path_ok(struct gw_ws *ws, struct lws *wsi)
     return n > 0 && strcmp(uri, ws->core->cfg->ws_path) == 0;
 }
 
+static void dirty_unlink(struct gw_ws_conn *c)
+{
+    if (!c->dirty)
+        return;
+    if (c->dirty_prev)
+        c->dirty_prev->dirty_next = c->dirty_next;
+    else
+        c->ws->dirty_head = c->dirty_next;
+    if (c->dirty_next)
+        c->dirty_next->dirty_prev = c->dirty_prev;
+    c->dirty_prev = c->dirty_next = NULL;
+    c->dirty = false;
+}
+
+/* Gives the batch buffer back: to the spares when it kept its first size, else to malloc. */
+static void batch_release(struct gw_ws_conn *c)
+{
+    struct gw_ws *ws = c->ws;
+    if (c->batch_cap == BATCH_FIRST && ws->nspare < sizeof ws->spare / sizeof ws->spare[0])
+        ws->spare[ws->nspare++] = c->batch;
+    else
+        free(c->batch);
+    c->batch = NULL;
+    c->batch_len = c->batch_cap = 0;
+}
+
 static void free_queue(struct gw_ws_conn *c)
 {
+    dirty_unlink(c);
+    batch_release(c); /* its bytes are in queued, given back below */
     free(c->inflight);
     c->inflight = NULL;
     while (c->head) {
@@ -286,8 +333,42 @@ static bool write_head(struct gw_ws_conn *c)
     return ok;
 }
 
+/* The queue fell below half its cap after having been above it: the handler may send again. */
+static void check_drained(struct gw_ws_conn *c)
+{
+    size_t cap = c->ws->core->cfg->limit_queue_bytes;
+    if (c->high && c->queued < cap / 2) {
+        c->high = false;
+        if (c->proto->drained && !c->closing)
+            c->proto->drained(c->state);
+    }
+}
+
+/* Writes the batch with one send (top of file); false when the connection must close, which
+ * the next writable callback does (outside lws's callbacks returning -1 cannot). */
+static bool write_batch(struct gw_ws_conn *c)
+{
+    dirty_unlink(c);
+    size_t len = c->batch_len;
+    if (!len)
+        return !c->write_failed;
+    c->batch_len = 0;
+    c->queued -= len;
+    *c->ws->m_queued -= (int64_t)len;
+    int w = lws_write(c->wsi, c->batch, len, LWS_WRITE_RAW); /* raw: no headroom needed */
+    batch_release(c);
+    if (w < 0 || (size_t)w < len) {
+        c->write_failed = c->closing = true;
+        lws_callback_on_writable(c->wsi);
+        return false;
+    }
+    return true;
+}
+
 static int on_writeable(struct gw_ws_conn *c)
 {
+    if (c->batch_len && !write_batch(c))
+        return -1;
     if (c->write_failed)
         return -1;
     /* lws's deflater keeps reading a written message after lws_write returns when the socket
@@ -302,17 +383,31 @@ static int on_writeable(struct gw_ws_conn *c)
         } while (c->head && !c->deflate && !lws_partial_buffered(c->wsi));
         if (c->head || c->closing)
             lws_callback_on_writable(c->wsi);
-        size_t cap = c->ws->core->cfg->limit_queue_bytes;
-        if (c->high && c->queued < cap / 2) {
-            c->high = false;
-            if (c->proto->drained && !c->closing)
-                c->proto->drained(c->state);
-        }
+        check_drained(c);
         return 0;
     }
     if (c->closing)
         return send_close(c);
     return 0;
+}
+
+static void flush_dirty(struct gw_ws *ws)
+{
+    struct gw_ws_conn *c;
+    while ((c = ws->dirty_head) != NULL) {
+        if (write_batch(c))
+            check_drained(c); /* may send again, and so list c once more */
+    }
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    flush_dirty(h->data);
+}
+
+static void on_flush_prepare(uv_prepare_t *h)
+{
+    flush_dirty(h->data);
 }
 
 static int guard_cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -474,6 +569,14 @@ int gw_ws_start(struct gw_core *core, const struct gw_ws_proto *protos, size_t n
         free(ws);
         return GW_EIO;
     }
+    uv_check_init(core->loop, &ws->flush_check);
+    uv_prepare_init(core->loop, &ws->flush_prepare);
+    ws->flush_check.data = ws->flush_prepare.data = ws;
+    uv_check_start(&ws->flush_check, on_flush_check);
+    uv_prepare_start(&ws->flush_prepare, on_flush_prepare);
+    /* They run while anything else keeps the loop alive, and do not keep it alive themselves. */
+    uv_unref((uv_handle_t *)&ws->flush_check);
+    uv_unref((uv_handle_t *)&ws->flush_prepare);
     GW_INFO("ws.listen", "addr=%s:%u path=%s", core->cfg->ws_listen.host, core->cfg->ws_listen.port,
             core->cfg->ws_path);
     *out = ws;
@@ -484,7 +587,10 @@ void gw_ws_stop(struct gw_ws *ws)
 {
     if (!ws)
         return;
+    flush_dirty(ws); /* what this iteration produced goes out before the connections close */
     lws_context_destroy(ws->ctx);
+    uv_close((uv_handle_t *)&ws->flush_check, NULL);
+    uv_close((uv_handle_t *)&ws->flush_prepare, NULL);
 }
 
 void gw_ws_free(struct gw_ws *ws)
@@ -497,7 +603,8 @@ void gw_ws_free(struct gw_ws *ws)
     free(ws->m_messages);
     free(ws->m_bytes);
     free(ws->lws_protos);
-    free(ws->scratch);
+    while (ws->nspare)
+        free(ws->spare[--ws->nspare]);
     free(ws);
 }
 
@@ -510,30 +617,64 @@ static void gather(unsigned char *to, const struct iovec *v, size_t n)
     }
 }
 
-/* Writes a message at once (top of file); GW_ECLOSED if the connection broke. */
-static int write_now(struct gw_ws_conn *c, const struct iovec *v, size_t n, size_t len)
+/* RFC 6455 §5.2: the header of a final, unmasked text frame of len bytes; returns its size. */
+static size_t text_frame_header(unsigned char *h, size_t len)
+{
+    h[0] = 0x81; /* FIN, opcode 1 */
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+/* Appends a message to the batch as one frame and lists the connection (top of file). */
+static void batch_append(struct gw_ws_conn *c, const struct iovec *v, size_t n, size_t len)
 {
     struct gw_ws *ws = c->ws;
-    if (ws->scratch_cap < LWS_PRE + len) {
-        ws->scratch = gw_realloc(ws->scratch, LWS_PRE + len);
-        ws->scratch_cap = LWS_PRE + len;
+    size_t need = c->batch_len + 10 + len;
+    if (need > c->batch_cap) {
+        if (!c->batch && need <= BATCH_FIRST && ws->nspare) {
+            c->batch = ws->spare[--ws->nspare];
+            c->batch_cap = BATCH_FIRST;
+        } else {
+            size_t cap = c->batch_cap ? c->batch_cap : BATCH_FIRST;
+            while (cap < need)
+                cap *= 2;
+            c->batch = gw_realloc(c->batch, cap);
+            c->batch_cap = cap;
+        }
     }
-    gather(ws->scratch + LWS_PRE, v, n);
+    unsigned char *p = c->batch + c->batch_len;
+    size_t h = text_frame_header(p, len);
+    gather(p + h, v, n);
+    c->batch_len += h + len;
+    c->queued += h + len;
+    *ws->m_queued += (int64_t)(h + len);
     count_out(c, len);
-    int w = lws_write(c->wsi, ws->scratch + LWS_PRE, len, LWS_WRITE_TEXT);
-    if (ws->scratch_cap > SCRATCH_KEEP) {
-        free(ws->scratch);
-        ws->scratch = NULL;
-        ws->scratch_cap = 0;
+    if (!c->dirty) {
+        c->dirty = true;
+        c->dirty_prev = NULL;
+        c->dirty_next = ws->dirty_head;
+        if (ws->dirty_head)
+            ws->dirty_head->dirty_prev = c;
+        ws->dirty_head = c;
     }
-    if (w < 0 || (size_t)w < len) {
-        /* Outside lws's callbacks the connection cannot be closed by returning -1: the
-         * writable callback does it. */
-        c->write_failed = c->closing = true;
-        lws_callback_on_writable(c->wsi);
-        return GW_ECLOSED;
-    }
-    return 0;
+}
+
+static bool may_batch(struct gw_ws_conn *c)
+{
+    return c->serviced && !c->head && !c->deflate && !c->peer_closed &&
+           !lws_partial_buffered(c->wsi);
 }
 
 int gw_ws_sendv(struct gw_ws_conn *c, const struct iovec *v, size_t n)
@@ -546,8 +687,14 @@ int gw_ws_sendv(struct gw_ws_conn *c, const struct iovec *v, size_t n)
     size_t cap = c->ws->core->cfg->limit_queue_bytes;
     if (c->queued + len > cap)
         return GW_ELIMIT;
-    if (c->serviced && !c->head && !c->deflate && !c->peer_closed && !lws_partial_buffered(c->wsi))
-        return write_now(c, v, n, len);
+    if (c->batch_len && c->batch_len + 10 + len > BATCH_MAX && !write_batch(c))
+        return GW_ECLOSED;
+    if (may_batch(c)) {
+        batch_append(c, v, n, len);
+        if (c->queued > cap / 2)
+            c->high = true;
+        return 0;
+    }
     struct out_msg *m = gw_malloc(sizeof *m + LWS_PRE + len);
     m->next = NULL;
     m->len = len;

@@ -103,6 +103,40 @@ test("chat states, receipts and markers in short form, both ways", { timeout: 30
     }
   }));
 
+test("a burst of short messages around the 125/126-byte frame boundary arrives whole and in order",
+  { timeout: 30000 }, guarded(() => env, async () => {
+    // mxgw frames what it writes to a client itself (RFC 6455 §5.2), several frames per write
+    // when one loop iteration produces them: a length of up to 125 bytes fits the first header
+    // byte, 126 and more take two more. Probes give the frame length of a one-byte body.
+    const c = await JsonClient.connect(gw.wsUrl);
+    try {
+      const jid = (await c.login("alice", USERS.alice, "frames")).jid;
+      c.send({ t: "p" });
+      const tag = crypto.randomBytes(3).toString("hex");
+      const id = (i) => `${tag}-${String(i).padStart(2, "0")}`;
+      const msg = (i, body) => xml("message", { to: jid, type: "chat", id: id(i) }, xml("body", {}, body));
+      const size = (o) => c.frameBytes[c.all.indexOf(o)];
+      await bob.send(msg(0, "p")); // the first from bob may define an alias for his JID
+      await c.next((o) => o.id === id(0), "the first probe");
+      await bob.send(msg(1, "p"));
+      const probe = size(await c.next((o) => o.id === id(1), "the second probe"));
+      assert.ok(probe <= 120, `a probe frame of ${probe} bytes`);
+      const sent = [122, 123, 124, 125, 126, 127, 128, 129, 125, 126].map((n, i) =>
+        ({ i: i + 2, n, body: "z".repeat(1 + n - probe) }));
+      await Promise.all(sent.map((m) => bob.send(msg(m.i, m.body))));
+      let last = -1;
+      for (const m of sent) {
+        const o = await c.next((x) => x.id === id(m.i), `message ${id(m.i)}`);
+        assert.ok(c.all.indexOf(o) > last, "in order");
+        last = c.all.indexOf(o);
+        assert.equal(o.b, m.body);
+        assert.equal(size(o), m.n, `frame ${id(m.i)} is ${m.n} bytes`);
+      }
+    } finally {
+      c.close();
+    }
+  }));
+
 test("bad JSON gets an error and the connection stays usable", { timeout: 60000 },
   guarded(() => env, async () => {
     const c = await JsonClient.connect(gw.wsUrl);

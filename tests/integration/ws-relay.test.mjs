@@ -248,6 +248,48 @@ test("a client that stops reading gets every stanza, in order, once it reads aga
     }
   }));
 
+test("frames of every header size reach the client intact when several leave in one write (raw client)",
+  { timeout: 60000, ...viaGateway }, guarded(() => env, async () => {
+    // mxgw frames what it sends a client itself and writes all a loop iteration produced for
+    // it at once; the length field takes 1, 2 or 8 bytes (RFC 6455 §5.2). A burst from bob
+    // puts frames just below, at and above 125/126 and 65535/65536 bytes into such writes.
+    const big = await env.startGateway({ limit_stanza_bytes: 262144 });
+    const bob = await env.login({ service: env.prosody.tcpService, username: "bob", password: USERS.bob });
+    const c = await RawWs.connect(big.wsUrl);
+    try {
+      const jid = await c.login("alice", USERS.alice);
+      const tag = crypto.randomBytes(4).toString("hex");
+      const msg = (i, body) => xml("message", { to: jid, type: "chat", id: `${tag}-${String(i).padStart(3, "0")}` },
+        xml("body", {}, body));
+      // A probe gives the frame length of a one-byte body; the others differ by their body's.
+      await bob.send(msg(0, "p"));
+      let probe;
+      while (!probe) {
+        const t = await c.nextText();
+        if (t.includes(`id='${tag}-000'`) || t.includes(`id="${tag}-000"`)) probe = Buffer.byteLength(t);
+      }
+      const targets = [125, 126, 127, 200, 65535, 65536, 65537, 100000, 127, 65535]
+        .filter((n) => n >= probe);
+      assert.ok(targets.includes(65536) && targets.includes(65535), `probe frame of ${probe} bytes`);
+      const sent = targets.map((n, i) => ({ id: `${tag}-${String(i + 1).padStart(3, "0")}`, n,
+        body: crypto.randomBytes(8).toString("hex").slice(0, 1) + "y".repeat(n - probe) }));
+      await Promise.all(sent.map((m, i) => bob.send(msg(i + 1, m.body))));
+      for (const m of sent) {
+        let t;
+        do t = await c.nextText(20000); while (!t.includes(m.id));
+        const el = tryParse(t);
+        assert.ok(el?.is("message"), `one element per frame: ${t.slice(0, 200)}`);
+        assert.equal(el.attrs.id, m.id, "in order");
+        assert.equal(el.getChildText("body"), m.body, `the body of ${m.id} arrived whole`);
+        assert.equal(Buffer.byteLength(t), m.n, `frame ${m.id} is ${m.n} bytes`);
+      }
+    } finally {
+      c.close();
+      await bob.stop();
+      await big.stop();
+    }
+  }));
+
 test("the Redis session record follows the session: created, bound with the JID, deleted on close",
   { timeout: 30000, ...viaGateway }, guarded(() => env, async () => {
     const redis = env.redis;

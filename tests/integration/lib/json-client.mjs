@@ -24,6 +24,7 @@ export class JsonClient {
     });
     c.inbox = [];
     c.all = [];
+    c.frameBytes = []; // the length of each message in c.all, as it arrived
     c.waiters = [];
     c.h = 0;
     c.autoAck = autoAck;
@@ -41,6 +42,7 @@ export class JsonClient {
       if (obj.op === undefined) c.h++;
       c.inbox.push(obj);
       c.all.push(obj);
+      c.frameBytes.push(data.length);
       if (obj.op === "r" && c.autoAck && c.ws.readyState === WebSocket.OPEN) {
         c.send({ op: "a", h: c.h });
       }
