@@ -179,6 +179,8 @@ static void start_more(unsigned limit)
 
 void bench_logged_in(struct bench_sess *s, const char *jid)
 {
+    if (s->failed) /* given up on (login_stalled) */
+        return;
     snprintf(s->jid, sizeof s->jid, "%s", jid);
     s->logged_in = true;
     B.ready++;
@@ -306,6 +308,30 @@ static void start_flow(void)
     enter(PH_FLOW);
 }
 
+/* A login the server never answers would hold the run forever: once no login has ended for
+ * LOGIN_STALL_S, the ones still going are given up on (counted as failed). */
+#define LOGIN_STALL_S 30
+#define STR_(x)       #x
+#define STR(x)        STR_(x)
+
+static void login_stalled(uint64_t now)
+{
+    static unsigned done;
+    static uint64_t since;
+    if (B.ready + B.failed != done || since == 0) {
+        done = B.ready + B.failed;
+        since = now;
+        return;
+    }
+    if (now - since < (uint64_t)LOGIN_STALL_S * 1000000000u)
+        return;
+    for (unsigned i = 0; i < next_start; i++)
+        if (!B.sess[i].logged_in && !B.sess[i].failed)
+            bench_failed(&B.sess[i],
+                         "its login has not ended after " STR(LOGIN_STALL_S) " s without progress");
+    since = now;
+}
+
 static void on_tick(uv_timer_t *t)
 {
     (void)t;
@@ -313,6 +339,7 @@ static void on_tick(uv_timer_t *t)
     double el = (double)(now - t_phase) / 1e9;
     switch (phase) {
     case PH_WARM:
+        login_stalled(now);
         start_more(warm_n);
         if (B.ready + B.failed >= warm_n && el > 0.5) {
             warm_ready = B.ready;
@@ -322,6 +349,7 @@ static void on_tick(uv_timer_t *t)
         }
         break;
     case PH_LOGIN:
+        login_stalled(now);
         start_more(B.n);
         if (B.ready + B.failed >= B.n) {
             login_t1 = uv_hrtime();

@@ -114,14 +114,14 @@ static int read_short(const struct gw_json *obj, unsigned kind, struct gw_xml **
     if (x && x->type != GW_JSON_ARRAY)
         return xl_refuse(in, "bad-request", "\"x\" is an array of elements", NULL);
 
-    struct gw_xml *el = gw_xml_new(GW_NS_CLIENT, kind == XL_MESSAGE    ? "message"
-                                                 : kind == XL_PRESENCE ? "presence"
-                                                                       : "iq");
-    gw_xml_set_attr(el, "to", to);
-    gw_xml_set_attr(el, "id", id);
     if (!type && kind == XL_MESSAGE && !invitation)
         type = "chat";
-    gw_xml_set_attr(el, "type", type);
+    const char *const attrs[] = {"to", to, "id", id, "type", type};
+    struct gw_xml *el = gw_xml_new_attrs(GW_NS_CLIENT,
+                                         kind == XL_MESSAGE    ? "message"
+                                         : kind == XL_PRESENCE ? "presence"
+                                                               : "iq",
+                                         attrs, 3);
     if (lang)
         gw_xml_set_attr_ns(el, GW_NS_XML, "xml", "lang", lang);
     for (size_t f = 0; f < xl_form_count(); f++) {

@@ -218,6 +218,27 @@ struct gw_xml *gw_xml_new(const char *ns, const char *name)
     return element_of(q, NULL, 0);
 }
 
+struct gw_xml *gw_xml_new_attrs(const char *ns, const char *name, const char *const *pairs,
+                                size_t npairs)
+{
+    enum { MAX = 8 };
+    struct span q[3] = {span_of(ns), span_of(name), {NULL, 0}};
+    struct span a[4 * MAX] = {{NULL, 0}};
+    size_t n = 0, i = 0;
+    for (; i < npairs && n < MAX; i++) {
+        if (!pairs[2 * i + 1])
+            continue;
+        a[4 * n] = a[4 * n + 2] = (struct span){NULL, 0};
+        a[4 * n + 1] = span_of(pairs[2 * i]);
+        a[4 * n + 3] = span_of(pairs[2 * i + 1]);
+        n++;
+    }
+    struct gw_xml *el = element_of(q, a, n);
+    for (; i < npairs; i++) /* past MAX: one by one */
+        gw_xml_set_attr(el, pairs[2 * i], pairs[2 * i + 1]);
+    return el;
+}
+
 /* Splits a triplet into namespace, local name and prefix. */
 static void split(const char *qname, char sep, struct span q[3])
 {

@@ -217,6 +217,32 @@ int main(void)
         gw_xml_free(copy);
     }
 
+    /* gw_xml_new_attrs: the attributes in order, NULL values left out, more than fit in one
+     * block set one by one; then changed like any element (ASan checks the frees). */
+    {
+        const char *const pairs[] = {"to", "a@b", "id",  NULL, "type", "chat", "a4", "4",
+                                     "a5", "5",   "a6",  "6",  "a7",   "7",    "a8", "8",
+                                     "a9", "9",   "a10", NULL, "a11",  "&'<"};
+        struct gw_xml *el = gw_xml_new_attrs("jabber:client", "message", pairs, 11);
+        char *out = ser(el, "jabber:client", &rc);
+        CHECK(rc == 0 && el->nattrs == 9 &&
+                  strcmp(out, "<message to='a@b' type='chat' a4='4' a5='5' a6='6' a7='7' a8='8' "
+                              "a9='9' a11='&amp;&apos;&lt;'/>") == 0,
+              "gw_xml_new_attrs: got %s", out);
+        free(out);
+        gw_xml_set_attr(el, "to", "c@d");  /* replaces an in-block value */
+        gw_xml_set_attr(el, "type", NULL); /* removes one */
+        gw_xml_set_attr_ns(el, GW_NS_XML, "xml", "lang", "en");
+        gw_xml_add_text(gw_xml_add_child(el, NULL, "body"), "b", 1);
+        out = ser(el, "jabber:client", &rc);
+        CHECK(rc == 0 &&
+                  strcmp(out, "<message to='c@d' a4='4' a5='5' a6='6' a7='7' a8='8' a9='9' "
+                              "a11='&amp;&apos;&lt;' xml:lang='en'><body>b</body></message>") == 0,
+              "changed gw_xml_new_attrs element: got %s", out);
+        free(out);
+        gw_xml_free(el);
+    }
+
     /* Error conditions: the first child in the namespace that is not <text/>, or none. */
     static const struct {
         const char *doc, *ns, *want;
