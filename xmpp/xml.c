@@ -228,8 +228,7 @@ struct gw_xml *gw_xml_new_attrs(const char *ns, const char *name, const char *co
     for (; i < npairs && n < MAX; i++) {
         if (!pairs[2 * i + 1])
             continue;
-        a[4 * n] = a[4 * n + 2] = (struct span){NULL, 0};
-        a[4 * n + 1] = span_of(pairs[2 * i]);
+        a[4 * n + 1] = span_of(pairs[2 * i]); /* no namespace, no prefix */
         a[4 * n + 3] = span_of(pairs[2 * i + 1]);
         n++;
     }

@@ -53,7 +53,7 @@ struct gw_xml {
 /* Builders. Each returns an owned node; strings are copied. ns and prefix may be NULL. */
 struct gw_xml *gw_xml_new(const char *ns, const char *name);
 /* An element with unqualified attributes, in one allocation: pairs holds npairs name/value
- * pairs in order, and a pair whose value is NULL is left out. */
+ * pairs in order, with distinct names, and a pair whose value is NULL is left out. */
 struct gw_xml *gw_xml_new_attrs(const char *ns, const char *name, const char *const *pairs,
                                 size_t npairs);
 /* An element from a parser's names, in one allocation with its attributes: qname and the
