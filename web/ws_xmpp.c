@@ -244,7 +244,8 @@ static void on_message(void *state, const char *data, size_t len)
     } else {
         int rc;
         if (gw_xml_doc_embeddable(el, data, len, GW_NS_CLIENT)) {
-            /* As the client wrote it: serializing the tree would only say the same again. */
+            /* As the client wrote it: serializing the tree would only say the same again. The
+             * tree may be the root alone (gw_xml_doc_shallow); any other comes back whole. */
             rc = gw_upstream_send_text(x->up, el, data, len);
         } else {
             /* RFC 7395 stanzas carry xmlns='jabber:client'; leaving it out means the same. */
@@ -337,6 +338,8 @@ void gw_ws_xmpp_proto(struct gw_core *core, struct gw_ws_proto *proto)
     struct xws_mod *mod = gw_calloc(1, sizeof *mod);
     mod->core = core;
     mod->doc = gw_xml_doc_new();
+    /* A stanza that goes upstream as the client wrote it is read only at its root (on_message). */
+    gw_xml_doc_shallow(mod->doc, GW_NS_CLIENT);
     proto->arg = mod;
 }
 

@@ -59,10 +59,12 @@ struct gw_stream {
      * position origin_pos; whether the stanza being parsed can stand alone so far. */
     const char *origin_ptr;
     unsigned long long origin_pos;
-    bool alone;      /* no prefix other than xml: on any element or attribute */
-    bool root_decl;  /* a default namespace declaration seen for the next stanza root */
-    bool alone_decl; /* the stanza root declares its default namespace itself */
-    const char *raw; /* the stanza being delivered, during the stanza handler only */
+    bool alone;             /* no prefix other than xml: on any element or attribute */
+    const char *shallow_ns; /* a stanza root unprefixed in it is built alone (gw_xml_doc_shallow) */
+    bool shallow;           /* the stanza being parsed is: no children, no text */
+    bool root_decl;         /* a default namespace declaration seen for the next stanza root */
+    bool alone_decl;        /* the stanza root declares its default namespace itself */
+    const char *raw;        /* the stanza being delivered, during the stanza handler only */
     size_t raw_len;
     const char *cond;
     const char *text;
@@ -166,12 +168,18 @@ static void on_start(void *ud, const char *name, const char **atts)
         st->stack_cap = st->stack_cap ? st->stack_cap * 2 : 8;
         st->stack = gw_realloc(st->stack, st->stack_cap * sizeof *st->stack);
     }
+    if (level > 0 && st->shallow) { /* checked above, not built */
+        st->root_decl = false;
+        return;
+    }
     struct gw_xml *el = gw_xml_new_parsed(name, atts, NS_SEP);
     if (level > 0) {
         gw_xml_append(st->stack[level - 1], el);
         st->alone = st->alone && unprefixed(el);
     } else {
-        st->alone = unprefixed(el);
+        st->shallow =
+            st->shallow_ns && !el->prefix && el->ns && strcmp(el->ns, st->shallow_ns) == 0;
+        st->alone = unprefixed(el) && !st->shallow; /* its bytes are not checked below the root */
         st->alone_decl = st->root_decl;
     }
     st->root_decl = false;
@@ -234,6 +242,8 @@ static void on_text(void *ud, const char *s, int len)
         st->mark = event_end(st);
         return;
     }
+    if (st->shallow)
+        return;
     gw_xml_add_text(st->stack[st->depth - level_base], s, (size_t)len);
 }
 
@@ -606,6 +616,7 @@ struct gw_xml_doc {
     struct gw_stream *wrap; /* wrapped: NULL until the first document, and after a refusal */
     struct gw_xml *got;     /* the wrapped document's element */
     unsigned ngot;          /* elements it produced */
+    const char *shallow_ns; /* gw_xml_doc_shallow() */
 };
 
 static void wrap_stanza(void *arg, struct gw_xml *el)
@@ -640,6 +651,9 @@ static bool wrapped_parse(struct gw_xml_doc *doc, const char *data, size_t len,
     }
     struct gw_stream *st = doc->wrap;
     st->lim = *lim;
+    /* Only a document that gw_xml_doc_embeddable() takes may come back as its root alone: one
+     * that starts with its start tag (an XML declaration is not parsed here). */
+    st->shallow_ns = data[0] == '<' ? doc->shallow_ns : NULL;
     doc->got = NULL;
     doc->ngot = 0;
     int rc = gw_stream_feed(st, data, len);
@@ -668,6 +682,11 @@ void gw_xml_doc_free(struct gw_xml_doc *doc)
         destroy(doc->st);
     gw_stream_free(doc->wrap);
     free(doc);
+}
+
+void gw_xml_doc_shallow(struct gw_xml_doc *doc, const char *ns)
+{
+    doc->shallow_ns = ns;
 }
 
 bool gw_xml_doc_embeddable(const struct gw_xml *el, const char *data, size_t len, const char *ns)

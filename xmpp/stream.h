@@ -92,5 +92,10 @@ int gw_xml_doc_parse(struct gw_xml_doc *doc, const char *data, size_t len,
  * is unprefixed in namespace ns, so it declares the default namespace itself. Every name in the
  * document then resolves inside el, so its bytes can stand in for el serialized. */
 bool gw_xml_doc_embeddable(const struct gw_xml *el, const char *data, size_t len, const char *ns);
+/* For a caller that sends such documents on as written and reads only their root: from now on
+ * a document for which gw_xml_doc_embeddable(el, data, len, ns) holds may come back as its root
+ * alone (name, namespace, attributes; no children, no text), checked all the same. Every other
+ * document comes back whole. ns must outlive doc; NULL turns it off. */
+void gw_xml_doc_shallow(struct gw_xml_doc *doc, const char *ns);
 
 #endif

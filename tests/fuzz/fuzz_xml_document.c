@@ -3,7 +3,9 @@
  * from one input to the next (gw_xml_doc, as the front ends use it) must give the same result:
  * nothing of an earlier input may change how a later one parses. And a document that
  * gw_xml_doc_embeddable() lets go into a stream as it is must give, inside a c2s stream, the
- * stanza its own parse gave. */
+ * stanza its own parse gave. A kept parser in shallow mode (gw_xml_doc_shallow, as ws_xmpp.c
+ * uses it) must accept and refuse exactly the same, and give the same element, or its root
+ * alone where gw_xml_doc_embeddable() holds. */
 #include "xmpp/stream.h"
 
 #include <stdint.h>
@@ -12,7 +14,27 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct gw_xml_doc *kept; /* lives for the whole run, as a front end's does */
+static struct gw_xml_doc *kept;    /* lives for the whole run, as a front end's does */
+static struct gw_xml_doc *shallow; /* the same, in shallow mode */
+
+static bool same(const struct gw_buf *a, const struct gw_buf *b)
+{
+    return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+}
+
+/* el's root without its children: what a shallow parse may give. */
+static void serialize_root(struct gw_buf *b, const struct gw_xml *el)
+{
+    struct gw_xml *bare = gw_xml_copy(el);
+    for (struct gw_xml *c = bare->children, *next; c; c = next) {
+        next = c->next;
+        gw_xml_free(c);
+    }
+    bare->children = bare->last_child = NULL;
+    gw_buf_init(b, 0);
+    gw_xml_serialize(b, bare, NULL);
+    gw_xml_free(bare);
+}
 
 struct embedded {
     int stanzas;
@@ -87,6 +109,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != rc2 || (rc && strcmp(cond, cond2) != 0) || x.len != y.len ||
         (x.len && memcmp(x.data, y.data, x.len) != 0))
         abort();
+    if (!shallow) {
+        shallow = gw_xml_doc_new();
+        gw_xml_doc_shallow(shallow, GW_NS_CLIENT);
+    }
+    struct gw_xml *root = NULL;
+    const char *cond3 = NULL;
+    int rc3 = gw_xml_doc_parse(shallow, (const char *)data, size, &lim, &root, &cond3);
+    if (rc3 != rc || (rc && strcmp(cond, cond3) != 0))
+        abort();
+    if (rc == 0) {
+        struct gw_buf z, r;
+        serialize(&z, root);
+        serialize_root(&r, el);
+        if (!same(&z, &x) &&
+            !(gw_xml_doc_embeddable(el, (const char *)data, size, GW_NS_CLIENT) && same(&z, &r)))
+            abort();
+        gw_buf_free(&z);
+        gw_buf_free(&r);
+    }
+    gw_xml_free(root);
     gw_buf_free(&x);
     gw_buf_free(&y);
     gw_xml_free(el);

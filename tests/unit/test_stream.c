@@ -206,6 +206,63 @@ static void test_doc_reuse(void)
     gw_xml_doc_free(doc);
 }
 
+/* A shallow kept parser (gw_xml_doc_shallow) gives a document that goes on as written as its
+ * root alone, every other one whole, and refuses exactly what a full parse refuses: a bad
+ * child, too deep, too many attributes below the root. */
+static void test_doc_shallow(void)
+{
+    static const struct {
+        const char *doc;
+        const char *root; /* the root alone; NULL: what a full parse gives */
+        bool refused;
+    } docs[] = {
+        {"<message xmlns='jabber:client' to='a@b' id='1'><body>hi &amp; bye</body><x "
+         "xmlns='urn:x'><y/></x></message>",
+         "0 <message xmlns='jabber:client' to='a@b' id='1'/>", false},
+        {"<message xmlns='jabber:client'>text only</message>", "0 <message xmlns='jabber:client'/>",
+         false},
+        /* not embeddable: whole */
+        {"<c:message xmlns:c='jabber:client'><c:body>b</c:body></c:message>", NULL, false},
+        {" <message xmlns='jabber:client'><body>b</body></message>", NULL, false},
+        {"<?xml version='1.0'?><message xmlns='jabber:client'><body>b</body></message>", NULL,
+         false},
+        {"<message xmlns='urn:other'><body>b</body></message>", NULL, false},
+        /* refused as a full parse refuses them */
+        {"<message xmlns='jabber:client'><body>b</bod></message>", NULL, true},
+        {"<message xmlns='jabber:client'><a><b><c><d><e><f><g><h/></g></f></e></d></c></b></a>"
+         "</message>",
+         NULL, true},
+        {"<message xmlns='jabber:client'><a b='1' c='2' d='3' e='4' f='5'/></message>", NULL, true},
+        {"<message xmlns='jabber:client'><a>\xc3</a></message>", NULL, true},
+        {"<message xmlns='jabber:client'><p:a/></message>", NULL, true},
+    };
+    struct gw_xml_limits lim = {65536, 8, 4};
+    struct gw_xml_doc *doc = gw_xml_doc_new();
+    gw_xml_doc_shallow(doc, "jabber:client");
+    for (int round = 0; round < 2; round++) /* the kept parser, fresh and after every case */
+        for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+            struct gw_xml *el = NULL;
+            const char *cond = NULL;
+            char want[512], got[512];
+            const char *d = docs[i].doc;
+            int rc = gw_xml_parse_document(d, strlen(d), &lim, &el, &cond);
+            CHECK((rc != 0) == docs[i].refused, "document %zu: full parse rc=%d", i, rc);
+            doc_result(rc, el, cond, want, sizeof want);
+            gw_xml_free(el);
+            el = NULL;
+            cond = NULL;
+            if (docs[i].root)
+                snprintf(want, sizeof want, "%s", docs[i].root);
+            rc = gw_xml_doc_parse(doc, d, strlen(d), &lim, &el, &cond);
+            doc_result(rc, el, cond, got, sizeof got);
+            gw_xml_free(el);
+            CHECK(strcmp(want, got) == 0,
+                  "shallow document %zu (round %d): expected %.100s got %.100s", i, round, want,
+                  got);
+        }
+    gw_xml_doc_free(doc);
+}
+
 /* ---- gw_stream_stanza_bytes(): a stanza's own bytes, when they can stand alone ---- */
 
 struct raw_log {
@@ -303,6 +360,7 @@ int main(void)
 {
     struct log l, one;
     test_doc_reuse();
+    test_doc_shallow();
     test_stanza_bytes();
     /* Every case gives the same events whatever the chunking. */
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
