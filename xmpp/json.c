@@ -258,31 +258,30 @@ static bool surrogates_paired(const char *t, size_t len)
 }
 
 /* yajl's own allocations for a parse (its handle, lexer, state stack, the buffer that decodes
- * escapes: some six per message) come from one block reused by every parse, and from malloc
- * only past it. Each carries its size before it, for realloc. One parse at a time: the loop is
- * single-threaded and no callback parses. */
+ * escapes: some six per message) come from a block on the parse's stack, and from malloc only
+ * past it. Each carries its size before it, for realloc. */
 #define YAJL_BLOCK 4096
 #define YAJL_HDR   16 /* keeps what follows aligned as malloc's */
 
-static struct {
+struct yajl_block {
     max_align_t data[YAJL_BLOCK / sizeof(max_align_t)];
     size_t used;
-} yajl_block;
+};
 
-static bool in_block(const void *p)
+static bool in_block(const struct yajl_block *k, const void *p)
 {
-    const unsigned char *b = (const unsigned char *)yajl_block.data;
+    const unsigned char *b = (const unsigned char *)k->data;
     return (const unsigned char *)p >= b && (const unsigned char *)p < b + YAJL_BLOCK;
 }
 
 static void *ya_malloc(void *ctx, size_t n)
 {
-    (void)ctx;
+    struct yajl_block *k = ctx;
     size_t need = YAJL_HDR + ((n + 15) & ~(size_t)15);
     unsigned char *h;
-    if (need <= YAJL_BLOCK - yajl_block.used) {
-        h = (unsigned char *)yajl_block.data + yajl_block.used;
-        yajl_block.used += need;
+    if (need <= YAJL_BLOCK - k->used) {
+        h = (unsigned char *)k->data + k->used;
+        k->used += need;
     } else {
         h = gw_malloc(YAJL_HDR + n);
     }
@@ -292,8 +291,7 @@ static void *ya_malloc(void *ctx, size_t n)
 
 static void ya_free(void *ctx, void *p)
 {
-    (void)ctx;
-    if (p && !in_block(p))
+    if (p && !in_block(ctx, p))
         free((unsigned char *)p - YAJL_HDR);
 }
 
@@ -308,8 +306,6 @@ static void *ya_realloc(void *ctx, void *p, size_t n)
     ya_free(ctx, p);
     return q;
 }
-
-static yajl_alloc_funcs yajl_funcs = {ya_malloc, ya_realloc, ya_free, NULL};
 
 int gw_json_parse(const char *text, size_t len, size_t max_bytes, struct gw_json **out, char *err,
                   size_t errlen)
@@ -334,8 +330,10 @@ int gw_json_parse(const char *text, size_t len, size_t max_bytes, struct gw_json
     b.first->next = NULL;
     b.first->used = 0;
     b.first->cap = cap;
-    yajl_block.used = 0; /* the last parse's handle was freed */
-    yajl_handle h = yajl_alloc(&callbacks, &yajl_funcs, &b);
+    struct yajl_block block;
+    block.used = 0;
+    yajl_alloc_funcs funcs = {ya_malloc, ya_realloc, ya_free, &block};
+    yajl_handle h = yajl_alloc(&callbacks, &funcs, &b);
     yajl_status st = yajl_parse(h, (const unsigned char *)text, len);
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
