@@ -482,8 +482,12 @@ static int proto_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return on_writeable(c);
         return c && c->closing ? send_close(c) : -1;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (c)
+        if (c) {
+            /* Before lws queues its answer: no data frame may follow a close frame. */
+            if (c->batch_len)
+                write_batch(c);
             c->peer_closed = true; /* lws answers it; nothing more is written at once */
+        }
         return 0;
     case LWS_CALLBACK_CLOSED:
         if (c && c->state) {

@@ -162,15 +162,15 @@ static void on_start(void *ud, const char *name, const char **atts)
         return;
     }
     unsigned level = st->document ? st->depth - 1 : st->depth - 2; /* 0: stanza/document root */
+    if (level > 0 && st->shallow) {                                /* checked above, not built */
+        st->root_decl = false;
+        return;
+    }
     if (level == 0 && !st->document)
         st->mark = event_start(st);
     if (level >= st->stack_cap) {
         st->stack_cap = st->stack_cap ? st->stack_cap * 2 : 8;
         st->stack = gw_realloc(st->stack, st->stack_cap * sizeof *st->stack);
-    }
-    if (level > 0 && st->shallow) { /* checked above, not built */
-        st->root_decl = false;
-        return;
     }
     struct gw_xml *el = gw_xml_new_parsed(name, atts, NS_SEP);
     if (level > 0) {
