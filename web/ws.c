@@ -81,8 +81,8 @@ struct gw_ws_conn {
     struct out_msg *inflight; /* written last; permessage-deflate may still be reading it */
     unsigned char *batch;     /* whole frames, to be written as one */
     size_t batch_len, batch_cap;
-    struct gw_ws_conn *dirty_prev, *dirty_next; /* on the server's list of batches to write */
-    bool dirty;
+    /* on the server's list of batches to write exactly while batch_len is not 0 */
+    struct gw_ws_conn *dirty_prev, *dirty_next;
     size_t queued; /* bytes not yet handed to lws: the batch's frames and the queue's payloads */
     bool high;     /* queue was above half its cap */
     bool closing;
@@ -169,7 +169,7 @@ static bool path_ok(struct gw_ws *ws, struct lws *wsi)
 
 static void dirty_unlink(struct gw_ws_conn *c)
 {
-    if (!c->dirty)
+    if (!c->batch_len)
         return;
     if (c->dirty_prev)
         c->dirty_prev->dirty_next = c->dirty_next;
@@ -178,7 +178,6 @@ static void dirty_unlink(struct gw_ws_conn *c)
     if (c->dirty_next)
         c->dirty_next->dirty_prev = c->dirty_prev;
     c->dirty_prev = c->dirty_next = NULL;
-    c->dirty = false;
 }
 
 /* Gives the batch buffer back: to the spares when it kept its first size, else to malloc. */
@@ -350,8 +349,6 @@ static bool write_batch(struct gw_ws_conn *c)
 {
     dirty_unlink(c);
     size_t len = c->batch_len;
-    if (!len)
-        return !c->write_failed;
     c->batch_len = 0;
     c->queued -= len;
     *c->ws->m_queued -= (int64_t)len;
@@ -645,6 +642,7 @@ static size_t text_frame_header(unsigned char *h, size_t len)
 static void batch_append(struct gw_ws_conn *c, const struct iovec *v, size_t n, size_t len)
 {
     struct gw_ws *ws = c->ws;
+    bool listed = c->batch_len != 0;
     size_t need = c->batch_len + 10 + len;
     if (need > c->batch_cap) {
         if (!c->batch && need <= BATCH_FIRST && ws->nspare) {
@@ -665,14 +663,30 @@ static void batch_append(struct gw_ws_conn *c, const struct iovec *v, size_t n, 
     c->queued += h + len;
     *ws->m_queued += (int64_t)(h + len);
     count_out(c, len);
-    if (!c->dirty) {
-        c->dirty = true;
+    if (!listed) {
         c->dirty_prev = NULL;
         c->dirty_next = ws->dirty_head;
         if (ws->dirty_head)
             ws->dirty_head->dirty_prev = c;
         ws->dirty_head = c;
     }
+}
+
+/* Appends a message to the queue, for the writable callback (top of file). */
+static void queue_append(struct gw_ws_conn *c, const struct iovec *v, size_t n, size_t len)
+{
+    struct out_msg *m = gw_malloc(sizeof *m + LWS_PRE + len);
+    m->next = NULL;
+    m->len = len;
+    gather(m->data + LWS_PRE, v, n);
+    if (c->tail)
+        c->tail->next = m;
+    else
+        c->head = m;
+    c->tail = m;
+    c->queued += len;
+    *c->ws->m_queued += (int64_t)len;
+    lws_callback_on_writable(c->wsi);
 }
 
 static bool may_batch(struct gw_ws_conn *c)
@@ -693,26 +707,12 @@ int gw_ws_sendv(struct gw_ws_conn *c, const struct iovec *v, size_t n)
         return GW_ELIMIT;
     if (c->batch_len && c->batch_len + 10 + len > BATCH_MAX && !write_batch(c))
         return GW_ECLOSED;
-    if (may_batch(c)) {
+    if (may_batch(c))
         batch_append(c, v, n, len);
-        if (c->queued > cap / 2)
-            c->high = true;
-        return 0;
-    }
-    struct out_msg *m = gw_malloc(sizeof *m + LWS_PRE + len);
-    m->next = NULL;
-    m->len = len;
-    gather(m->data + LWS_PRE, v, n);
-    if (c->tail)
-        c->tail->next = m;
     else
-        c->head = m;
-    c->tail = m;
-    c->queued += len;
-    *c->ws->m_queued += (int64_t)len;
+        queue_append(c, v, n, len);
     if (c->queued > cap / 2)
         c->high = true;
-    lws_callback_on_writable(c->wsi);
     return 0;
 }
 
