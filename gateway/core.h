@@ -15,6 +15,7 @@ struct gw_metrics;
 struct gw_node_bus;
 struct gw_component;
 struct gw_push;
+struct gw_json_writers;
 
 struct gw_core {
     uv_loop_t *loop;
@@ -26,9 +27,10 @@ struct gw_core {
     struct gw_node_bus *bus;    /* web/node_bus.h: this node's pub/sub channel, by message type */
     void *upstream_shared;      /* xmpp/upstream.c's process-wide TLS client state */
     char node_id[64];
-    bool draining;                  /* set by SIGTERM: no new sessions */
-    struct gw_component *component; /* the XEP-0114 link, NULL when off (xmpp/component.h) */
-    struct gw_push *push;           /* NULL when push is off (push/push.h) */
+    bool draining;                        /* set by SIGTERM: no new sessions */
+    struct gw_component *component;       /* the XEP-0114 link, NULL when off (xmpp/component.h) */
+    struct gw_push *push;                 /* NULL when push is off (push/push.h) */
+    struct gw_json_writers *json_writers; /* spare JSON writers (xmpp/json.h) */
 };
 
 #endif

@@ -20,6 +20,7 @@
 #include "web/ws_json.h"
 #include "web/ws_xmpp.h"
 #include "xmpp/component.h"
+#include "xmpp/json.h"
 #include "xmpp/upstream.h"
 
 #include <getopt.h>
@@ -218,6 +219,7 @@ static int run(struct app *a)
     a->core.loop = &loop;
     a->core.cfg = &a->cfg;
     a->core.metrics = gw_metrics_new();
+    a->core.json_writers = gw_json_writers_new();
     if (gw_rand_new(&a->core.rand) != 0 || make_node_id(a) != 0) {
         GW_ERROR("start.failed", "what=rng");
         return 1;
@@ -271,6 +273,7 @@ static int run(struct app *a)
     gw_upstream_global_free(&a->core);
     gw_rand_free(a->core.rand);
     gw_metrics_free(a->core.metrics);
+    gw_json_writers_free(a->core.json_writers);
     if (uv_loop_close(&loop) != 0)
         GW_WARN("shutdown.handles_left", "%s", "");
     GW_INFO("stop", "exit=%d", a->exit_code);

@@ -58,7 +58,7 @@ static int send_webhook(struct gw_push *p, const struct reg *r, const struct tak
                         gw_http_done done, void *arg)
 {
     int64_t ts = push_now_ms() / 1000;
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(p->core->json_writers);
     document(w, r, t, true, ts, p->cfg);
     size_t len;
     const char *body = gw_json_text(w, &len);
@@ -105,7 +105,7 @@ static int send_webpush(struct gw_push *p, const struct reg *r, const struct tak
         vapid = gw_vapid_header(p->vapid, u.origin, push_now_ms() / 1000);
     if (r->provider == PROV_WEBPUSH && !vapid)
         return GW_EINVAL;
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(p->core->json_writers);
     document(w, r, t, false, 0, p->cfg);
     size_t len;
     const char *plain = gw_json_text(w, &len);

@@ -104,7 +104,7 @@ const char *gw_vapid_public(const struct gw_vapid *v)
 
 int gw_vapid_jwt(struct gw_vapid *v, const char *audience, int64_t exp, char *out, size_t outlen)
 {
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(NULL);
     gw_json_open(w);
     gw_json_kv(w, "aud", audience);
     gw_json_key(w, "exp");

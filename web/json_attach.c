@@ -27,7 +27,7 @@ static void answer_session(struct gw_jsess *s, const char *token)
         gw_js_end(s, NULL, NULL, 0);
         return;
     }
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(s->core->json_writers);
     gw_json_open(w);
     gw_json_kv(w, "op", "session");
     gw_json_kv(w, "jid", s->jid);
@@ -233,7 +233,7 @@ static int flush_item(struct gw_jsess *s, struct gw_js_item *it)
                                 gw_js_cfg(s)->limit_xml_attrs};
     struct gw_xml *el = NULL;
     const char *cond;
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(s->core->json_writers);
     struct gw_xlate_ctx ctx = gw_js_xlate_ctx(s);
     if (gw_xml_parse_document(it->xml, it->xml_len, &lim, &el, &cond) != 0 ||
         gw_xlate_stanza_json(el, &ctx, w) != 0) {
@@ -284,7 +284,7 @@ static void attach_finish(struct gw_jsess *s, const char *token)
         attach_abort(s);
         return;
     }
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(s->core->json_writers);
     gw_json_open(w);
     gw_json_kv(w, "op", "resumed");
     gw_json_kv(w, "jid", s->jid);

@@ -212,7 +212,7 @@ static void send_live(struct gw_jsess *s, struct gw_xml *el, uint32_t u, bool co
         gw_js_persist(s);
         return;
     }
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(s->core->json_writers);
     size_t len = 0;
     char *xml = stanza_text(s, el, &len);
     struct gw_xlate_ctx ctx = gw_js_xlate_ctx(s);

@@ -83,7 +83,7 @@ static void send_json(struct gw_json_push *s, struct gw_json_out *w)
 
 static void send_error(struct gw_json_push *s, const char *cond, const char *text, const char *id)
 {
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(s->core->json_writers);
     gw_json_open(w);
     gw_xlate_error_fields(w, cond, text, id);
     gw_json_close(w);
@@ -93,7 +93,7 @@ static void send_error(struct gw_json_push *s, const char *cond, const char *tex
 /* The final answer of a request; server: whether the user's server confirmed XEP-0357. */
 static void answer(struct req *r, bool server, const char *server_error)
 {
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(r->s->core->json_writers);
     gw_json_open(w);
     gw_json_kv(w, "op", r->kind == P_ENABLE ? "push.registered" : "push.unregistered");
     gw_json_kv(w, "reg", r->reg);
@@ -315,7 +315,7 @@ static void op_info(struct gw_json_push *s, const char *id)
 {
     struct gw_push *p = s->core->push;
     const struct gw_config *cfg = s->core->cfg;
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(s->core->json_writers);
     gw_json_open(w);
     gw_json_kv(w, "op", "push.info");
     gw_json_key(w, "providers");

@@ -207,7 +207,7 @@ static void ask_owner(struct gw_jresume *r)
     gw_jstore_channel(r->rec.owner, channel, sizeof channel);
     snprintf(r->expect_owner, sizeof r->expect_owner, "%s", r->rec.owner);
     gw_rand_hex(core->rand, 16, r->req, sizeof r->req);
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(core->json_writers);
     gw_json_open(w);
     gw_json_kv(w, "t", "handover");
     gw_json_kv(w, "sid", r->sid);
@@ -348,7 +348,7 @@ struct reply_to {
 static void send_reply(struct gw_jmod *m, const char *channel, const char *req, const char *sid,
                        bool ok)
 {
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(m->core->json_writers);
     gw_json_open(w);
     gw_json_kv(w, "t", "released");
     gw_json_kv(w, "sid", sid);

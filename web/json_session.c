@@ -156,7 +156,7 @@ int gw_js_to_client(struct gw_jsess *s, struct gw_json_out *w)
 
 void gw_js_send_count(struct gw_jsess *s, const char *op, uint32_t h)
 {
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(s->core->json_writers);
     gw_json_open(w);
     gw_json_kv(w, "op", op);
     if (h != UINT32_MAX || strcmp(op, "a") == 0) {
@@ -169,7 +169,7 @@ void gw_js_send_count(struct gw_jsess *s, const char *op, uint32_t h)
 
 void gw_js_send_request(struct gw_jsess *s)
 {
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(s->core->json_writers);
     gw_json_open(w);
     gw_json_kv(w, "op", "r");
     gw_json_close(w);
@@ -333,7 +333,7 @@ void gw_js_lose_resumability(struct gw_jsess *s, int err)
         gw_js_drain_pending(s);
     }
     if (s->conn) {
-        struct gw_json_out *w = gw_json_out_new();
+        struct gw_json_out *w = gw_json_out_new(s->core->json_writers);
         gw_json_open(w);
         gw_json_kv(w, "op", "status");
         gw_json_key(w, "resumable");

@@ -79,7 +79,7 @@ static bool upstream_ok(const struct gw_ops *o)
 static void on_readyz(void *arg, struct gw_http_req *req)
 {
     struct gw_ops *o = arg;
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(o->core->json_writers);
     bool ready = !o->core->draining && store_ok(o) && upstream_ok(o);
     *o->m_ready = ready;
     gw_json_open(w);

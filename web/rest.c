@@ -192,7 +192,7 @@ void rest_problem(struct rest_call *c, unsigned status, const char *slug, const 
     }
     if (status == 401 && c->req)
         gw_http_add_header(c->req, "WWW-Authenticate", "Bearer realm=\"mxgw\"");
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(c->r->core->json_writers);
     size_t len;
     const char *text = gw_rest_problem(w, status, slug, detail, c->rid, &len);
     rest_answer(c, status, GW_REST_PROBLEM_TYPE, text, len);

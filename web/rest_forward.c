@@ -209,7 +209,7 @@ static void publish_forward(struct rest_call *c, const char *node)
         unavailable(c, F_FAILED, "no randomness");
         return;
     }
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(r->core->json_writers);
     gw_json_open(w);
     gw_json_kv(w, "t", "rest.send");
     gw_json_kv(w, "req", c->fwd_req);
@@ -311,7 +311,7 @@ static void on_sent(void *arg, const struct gw_json *obj)
 static void reply_to(struct gw_rest *r, const char *node, const char *req, unsigned status,
                      const char *ctype, const void *body, size_t len, unsigned retry)
 {
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(r->core->json_writers);
     gw_json_open(w);
     gw_json_kv(w, "t", "rest.sent");
     gw_json_kv(w, "req", req);
@@ -326,7 +326,7 @@ static void reply_to(struct gw_rest *r, const char *node, const char *req, unsig
     size_t n;
     const char *text = gw_json_text(w, &n);
     if (n > GW_NODE_BUS_MAX) {
-        struct gw_json_out *p = gw_json_out_new();
+        struct gw_json_out *p = gw_json_out_new(r->core->json_writers);
         size_t plen;
         const char *ptext = gw_rest_problem(p, 502, "answer-too-large",
                                             "the answer is too large to hand back from the node "
@@ -356,7 +356,7 @@ void rest_forward_reply(struct rest_call *c, unsigned status, const char *ctype,
 static void refuse(struct gw_rest *r, const char *node, const char *req, const char *rid,
                    unsigned status, const char *slug, const char *detail, unsigned retry)
 {
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(r->core->json_writers);
     size_t len;
     const char *text = gw_rest_problem(w, status, slug, detail, rid, &len);
     reply_to(r, node, req, status, GW_REST_PROBLEM_TYPE, text, len, retry);

@@ -79,7 +79,7 @@ static void listed(void *arg, int err, const struct gw_push_reg_view *regs, size
         finish(o, 503, "the store is unavailable");
         return;
     }
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(NULL);
     gw_json_open(w);
     gw_json_key(w, "registrations");
     gw_json_open_array(w);
@@ -112,7 +112,7 @@ static void registered(void *arg, const struct gw_push_registered *res)
         finish(o, res->err == GW_ELIMIT ? 409 : 503, res->why);
         return;
     }
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(NULL);
     gw_json_open(w);
     write_view(w, res->view);
     gw_json_key(w, "renewed");

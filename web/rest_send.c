@@ -48,7 +48,7 @@ struct rest_room {
 
 static void answer_sent(struct rest_call *c, unsigned kind)
 {
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(c->r->core->json_writers);
     gw_json_open(w);
     gw_json_kv(w, "id", c->orig_id);
     gw_json_kv(w, "from", gw_xml_attr(c->st.el, "from"));
@@ -453,7 +453,7 @@ static void iq_answered(void *arg, int err, const struct gw_xml *reply)
     } else {
         struct gw_xml *copy = gw_xml_copy(reply);
         gw_xml_set_attr(copy, "id", c->orig_id); /* the link used an id of its own */
-        struct gw_json_out *w = gw_json_out_new();
+        struct gw_json_out *w = gw_json_out_new(c->r->core->json_writers);
         gw_json_open(w);
         gw_json_kv(w, "id", c->orig_id);
         gw_json_kv(w, "type", gw_xml_attr(copy, "type"));

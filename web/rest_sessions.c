@@ -86,7 +86,7 @@ static void got_index(void *arg, int err, const struct gw_store_reply *reply)
         rest_problem(c, 503, "store-unavailable", "the session store is unavailable",
                      rest_retry_after_s(c->r));
     } else if (c->req) {
-        c->out = gw_json_out_new();
+        c->out = gw_json_out_new(c->r->core->json_writers);
         gw_json_open(c->out);
         gw_json_kv(c->out, "jid", c->arg2);
         gw_json_key(c->out, "sessions");
@@ -174,7 +174,7 @@ static void got_session(void *arg, int err, const struct gw_store_reply *reply)
         rest_problem(c, 503, "unavailable", "no node bus", rest_retry_after_s(r));
     } else {
         gw_rand_hex(r->core->rand, 16, c->kick_req, sizeof c->kick_req);
-        struct gw_json_out *w = gw_json_out_new();
+        struct gw_json_out *w = gw_json_out_new(r->core->json_writers);
         gw_json_open(w);
         gw_json_kv(w, "t", "kick");
         gw_json_kv(w, "sid", c->arg);
@@ -218,7 +218,7 @@ static void on_kick(void *arg, const struct gw_json *obj)
         strlen(req) > 32)
         return;
     bool ok = kick_here(r->core, sid);
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(r->core->json_writers);
     gw_json_open(w);
     gw_json_kv(w, "t", "kicked");
     gw_json_kv(w, "req", req);

@@ -88,7 +88,7 @@ const char *gw_jconn_peer(const struct gw_jconn *c)
 static void send_error(struct gw_jconn *c, const char *cond, const char *text, const char *id,
                        bool fatal, int resumable)
 {
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(c->core->json_writers);
     gw_json_open(w);
     gw_xlate_error_fields(w, cond, text, id);
     if (fatal) {
@@ -118,7 +118,7 @@ void gw_jconn_close(struct gw_jconn *c, const char *cond, const char *text, uint
     if (cond) {
         send_error(c, cond, text, NULL, true, resumable);
     } else {
-        struct gw_json_out *w = gw_json_out_new();
+        struct gw_json_out *w = gw_json_out_new(c->core->json_writers);
         gw_json_open(w);
         gw_json_kv(w, "op", "bye");
         gw_json_close(w);
@@ -295,7 +295,7 @@ static void dispatch(struct gw_jconn *c, const char *data, size_t len)
         else
             gw_jconn_close(c, NULL, NULL, GW_WS_CLOSE_NORMAL, -1);
     } else if (strcmp(op, "alias") == 0) {
-        struct gw_json_out *w = gw_json_out_new();
+        struct gw_json_out *w = gw_json_out_new(c->core->json_writers);
         gw_xlate_alias_op(&c->aliases, obj, w);
         gw_jconn_send(c, w);
     } else if (strncmp(op, "push.", 5) == 0) {

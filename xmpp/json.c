@@ -385,20 +385,22 @@ int gw_json_int(const struct gw_json *obj, const char *key, long long *outp)
 
 struct gw_json_out {
     yajl_gen g;
-    struct gw_json_out *next; /* in the spare list */
+    struct gw_json_writers *pool; /* where it goes back when freed, or NULL */
+    struct gw_json_out *next;     /* in the pool's spare list */
 };
 
 /* Writers are made and dropped for every message sent. A few spare ones are kept, emptied,
  * with their buffers: yajl allocates a 2 KB buffer and its state for every generator, and those
- * allocations were a tenth of a JSON message's instructions in the allocator. The process has
- * one thread, so one list serves everything. A writer whose text grew past SPARE_MAX_TEXT gets
- * a new generator when it is emptied (gw_json_reset), so the spares never hold more than a few
- * small buffers. */
+ * allocations were a tenth of a JSON message's instructions in the allocator. A writer whose
+ * text grew past SPARE_MAX_TEXT gets a new generator when it is emptied (gw_json_reset), so the
+ * spares never hold more than a few small buffers. */
 #define SPARE_WRITERS  8
 #define SPARE_MAX_TEXT 4096
 
-static struct gw_json_out *spare;
-static unsigned nspare;
+struct gw_json_writers {
+    struct gw_json_out *spare;
+    unsigned nspare;
+};
 
 static void writer_init(struct gw_json_out *w)
 {
@@ -406,16 +408,42 @@ static void writer_init(struct gw_json_out *w)
     yajl_gen_config(w->g, yajl_gen_validate_utf8, 1);
 }
 
-struct gw_json_out *gw_json_out_new(void)
+static void writer_destroy(struct gw_json_out *w)
 {
-    struct gw_json_out *w = spare;
+    yajl_gen_free(w->g);
+    free(w);
+}
+
+struct gw_json_writers *gw_json_writers_new(void)
+{
+    return gw_calloc(1, sizeof(struct gw_json_writers));
+}
+
+void gw_json_writers_free(struct gw_json_writers *pool)
+{
+    if (!pool)
+        return;
+    while (pool->spare) {
+        struct gw_json_out *w = pool->spare;
+        pool->spare = w->next;
+        writer_destroy(w);
+    }
+    free(pool);
+}
+
+struct gw_json_out *gw_json_out_new(struct gw_json_writers *pool)
+{
+    struct gw_json_out *w = pool ? pool->spare : NULL;
     if (w) {
-        spare = w->next;
-        nspare--;
+        pool->spare = w->next;
+        pool->nspare--;
+        w->next = NULL;
         return w;
     }
     w = gw_malloc(sizeof *w);
     writer_init(w);
+    w->pool = pool;
+    w->next = NULL;
     return w;
 }
 
@@ -423,15 +451,15 @@ void gw_json_out_free(struct gw_json_out *w)
 {
     if (!w)
         return;
-    if (nspare < SPARE_WRITERS) {
+    struct gw_json_writers *pool = w->pool;
+    if (pool && pool->nspare < SPARE_WRITERS) {
         gw_json_reset(w); /* empties it, with a new generator if its buffer grew large */
-        w->next = spare;
-        spare = w;
-        nspare++;
+        w->next = pool->spare;
+        pool->spare = w;
+        pool->nspare++;
         return;
     }
-    yajl_gen_free(w->g);
-    free(w);
+    writer_destroy(w);
 }
 
 void gw_json_open(struct gw_json_out *w)

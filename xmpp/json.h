@@ -48,7 +48,15 @@ int gw_json_int(const struct gw_json *obj, const char *key, long long *out);
 
 /* A writer: compact JSON into a growing buffer. */
 struct gw_json_out;
-struct gw_json_out *gw_json_out_new(void);
+/* Spare writers, emptied, kept with their buffers for the next message: one per process, held
+ * in the core (gateway/core.h). */
+struct gw_json_writers;
+struct gw_json_writers *gw_json_writers_new(void);
+/* Frees the spares; every writer taken from pool must have been freed before. */
+void gw_json_writers_free(struct gw_json_writers *pool);
+/* A writer from pool's spares, or a new one (pool NULL: always new, freed whole). */
+struct gw_json_out *gw_json_out_new(struct gw_json_writers *pool);
+/* Frees w, or keeps it emptied in the pool it came from. */
 void gw_json_out_free(struct gw_json_out *w);
 void gw_json_open(struct gw_json_out *w);  /* { */
 void gw_json_close(struct gw_json_out *w); /* } */

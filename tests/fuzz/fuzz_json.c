@@ -132,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct gw_xlate_ctx back_ctx = ctx;
         back_ctx.own_jid = NULL;
         back_ctx.stream_lang = NULL;
-        struct gw_json_out *w = gw_json_out_new();
+        struct gw_json_out *w = gw_json_out_new(NULL);
         gw_xlate_stanza_json(el, &back_ctx, w);
         size_t n;
         const char *text = gw_json_text(w, &n);

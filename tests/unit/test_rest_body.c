@@ -108,7 +108,7 @@ static void test_stanzas(void)
 
 static void test_problem(void)
 {
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(NULL);
     size_t len;
     const char *text = gw_rest_problem(w, 401, "unauthorized", "a key \"please\"", "r-1", &len);
     const char *want = "{\"type\":\"urn:mxgw:problem:unauthorized\",\"title\":\"Unauthorized\","

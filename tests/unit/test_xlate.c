@@ -25,7 +25,7 @@ static struct gw_xml *xml(const char *s)
 
 static char *to_json(const struct gw_xml *el, const struct gw_xlate_ctx *ctx)
 {
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(NULL);
     gw_xlate_stanza_json(el, ctx, w);
     size_t n;
     const char *t = gw_json_text(w, &n);
@@ -709,7 +709,7 @@ static void aliases(void)
     struct gw_alias *table = NULL;
     struct gw_json *op = NULL;
     char err[160];
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(NULL);
     size_t n;
     const char *text;
 
@@ -869,7 +869,7 @@ int main(void)
     /* The first version's calls still work, and leave our own JID out of "to". */
     struct gw_xml *m = xml("<message xmlns='jabber:client' from='a@b/c' to='me@x/y' type='chat'>"
                            "<body>v1</body></message>");
-    struct gw_json_out *w = gw_json_out_new();
+    struct gw_json_out *w = gw_json_out_new(NULL);
     gw_xlate_to_json(m, "me@x/y", "en", w);
     size_t n;
     const char *t = gw_json_text(w, &n);
