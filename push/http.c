@@ -67,8 +67,6 @@ struct gw_http {
     void *closed_arg;
 };
 
-static int curl_users; /* curl_global_init/cleanup pair across clients */
-
 /* ---- Retry-After ---- */
 
 int gw_http_retry_after(const char *v, size_t len, int64_t now_s, int64_t *delay_s)
@@ -471,8 +469,9 @@ int gw_http_new(uv_loop_t *loop, const struct gw_http_opts *o, struct gw_http **
         gw_hostlist_free(allow);
         return GW_ECONFIG;
     }
-    if (curl_users++ == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-        curl_users--;
+    /* libcurl counts these calls itself: each client pairs one with curl_global_cleanup(), and
+     * only the first and the last do anything */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         snprintf(err, errlen, "curl_global_init failed");
         gw_hostlist_free(allow);
         gw_hostlist_free(hosts);
@@ -530,7 +529,6 @@ void gw_http_close(struct gw_http *h, void (*done)(void *arg), void *arg)
     free(h->ca_file);
     free(h->user_agent);
     h->allow = h->hosts = NULL;
-    if (--curl_users == 0)
-        curl_global_cleanup();
+    curl_global_cleanup();
     uv_close((uv_handle_t *)&h->timer, timer_closed);
 }
