@@ -419,17 +419,13 @@ static void on_tick(uv_timer_t *t)
         break;
     }
     case PH_FLOW_DRAIN:
-        if (B.st.delivered >= B.st.sent && in_flight() == 0) {
+        if ((B.st.delivered >= B.st.sent && in_flight() == 0) || (now - t_phase) > DRAIN_NS) {
             take(&s_flow1);
             tcp1 = tcp_bytes();
             B.measuring = false;
             flow_st = B.st;
-            enter(PH_DONE);
-        } else if ((now - t_phase) > DRAIN_NS) {
-            take(&s_flow1);
-            tcp1 = tcp_bytes();
-            B.measuring = false;
-            flow_st = B.st;
+            /* bench/run reads mxgw's /metrics at this line and at the phase's first */
+            fprintf(stderr, "bench: fixed rate done\n");
             enter(PH_DONE);
         }
         break;

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 struct gw_store;
@@ -31,6 +32,10 @@ struct gw_core {
     struct gw_component *component;       /* the XEP-0114 link, NULL when off (xmpp/component.h) */
     struct gw_push *push;                 /* NULL when push is off (push/push.h) */
     struct gw_json_writers *json_writers; /* spare JSON writers (xmpp/json.h) */
+    /* uv_hrtime() when the input being handled now was read (a client's WebSocket message, a
+     * read from the XMPP server), 0 outside one: what is written because of it is timed from
+     * here to the kernel (mxgw_forward_seconds, gateway/metrics.h) */
+    uint64_t read_ns;
 };
 
 #endif

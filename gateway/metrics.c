@@ -179,12 +179,29 @@ struct gw_histogram *gw_metrics_histogram(struct gw_metrics *m, const char *name
 
 void gw_histogram_observe(struct gw_histogram *h, double value)
 {
+    gw_histogram_observe_n(h, value, 1);
+}
+
+void gw_histogram_observe_n(struct gw_histogram *h, double value, uint64_t n)
+{
     size_t i = 0;
     while (i < h->nbounds && value > h->bounds[i])
         i++;
-    h->buckets[i]++;
-    h->sum += value;
-    h->count++;
+    h->buckets[i] += n;
+    h->sum += value * (double)n;
+    h->count += n;
+}
+
+struct gw_histogram *gw_metrics_forward(struct gw_metrics *m, const char *transport,
+                                        const char *direction)
+{
+    static const double bounds[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
+                                    0.00075, 0.001,    0.0015,  0.002,  0.003,   0.005,
+                                    0.01,    0.025,    0.1,     1};
+    char labels[96];
+    snprintf(labels, sizeof labels, "transport=\"%s\",direction=\"%s\"", transport, direction);
+    return gw_metrics_histogram(m, GW_FORWARD_METRIC, GW_FORWARD_HELP, labels, bounds,
+                                sizeof bounds / sizeof bounds[0]);
 }
 
 /* ---- rendering ---- */

@@ -61,6 +61,7 @@
 struct out_msg {
     struct out_msg *next;
     size_t len;
+    uint64_t read_ns;     /* when the input it answers was read (0: none), for m_forward */
     unsigned char data[]; /* LWS_PRE bytes of headroom, then the payload */
 };
 
@@ -81,6 +82,8 @@ struct gw_ws_conn {
     struct out_msg *inflight; /* written last; permessage-deflate may still be reading it */
     unsigned char *batch;     /* whole frames, to be written as one */
     size_t batch_len, batch_cap;
+    uint64_t batch_read_ns; /* the oldest read time of the batch's timed frames */
+    unsigned batch_timed;   /* frames in the batch caused by a read (core->read_ns) */
     /* on the server's list of batches to write exactly while batch_len is not 0 */
     struct gw_ws_conn *dirty_prev, *dirty_next;
     size_t queued; /* bytes not yet handed to lws: the batch's frames and the queue's payloads */
@@ -101,7 +104,8 @@ struct gw_ws {
     /* per subprotocol (index in protos), direction 0 from the client, 1 to the client */
     uint64_t *(*m_messages)[2];
     uint64_t *(*m_bytes)[2];
-    int64_t *m_queued; /* bytes queued towards clients, all connections */
+    struct gw_histogram **m_forward; /* per subprotocol: read to kernel, to the client */
+    int64_t *m_queued;               /* bytes queued towards clients, all connections */
     struct gw_ws_conn *dirty_head;
     uv_check_t flush_check;     /* after the I/O callbacks of an iteration */
     uv_prepare_t flush_prepare; /* right before the loop polls */
@@ -190,6 +194,15 @@ static void batch_release(struct gw_ws_conn *c)
         free(c->batch);
     c->batch = NULL;
     c->batch_len = c->batch_cap = 0;
+    c->batch_timed = 0;
+}
+
+/* Frames handed to lws: their time since the read that caused them goes to m_forward. */
+static void observe_forward(struct gw_ws_conn *c, uint64_t read_ns, unsigned n)
+{
+    if (n)
+        gw_histogram_observe_n(c->ws->m_forward[proto_index(c)],
+                               (double)(uv_hrtime() - read_ns) / 1e9, n);
 }
 
 static void free_queue(struct gw_ws_conn *c)
@@ -325,6 +338,8 @@ static bool write_head(struct gw_ws_conn *c)
     if (c->deflate)
         deflate_option(c, "server_max_window_bits", 15);
     bool ok = n >= 0 && (size_t)n >= m->len;
+    if (ok && m->read_ns)
+        observe_forward(c, m->read_ns, 1);
     if (c->deflate)
         c->inflight = m;
     else
@@ -353,6 +368,8 @@ static bool write_batch(struct gw_ws_conn *c)
     c->queued -= len;
     *c->ws->m_queued -= (int64_t)len;
     int w = lws_write(c->wsi, c->batch, len, LWS_WRITE_RAW); /* raw: no headroom needed */
+    if (w >= 0 && (size_t)w >= len)
+        observe_forward(c, c->batch_read_ns, c->batch_timed);
     batch_release(c);
     if (w < 0 || (size_t)w < len) {
         c->write_failed = c->closing = true;
@@ -468,10 +485,17 @@ static int proto_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
             lws_callback_on_writable(wsi);
         }
         return 0;
-    case LWS_CALLBACK_RECEIVE:
-        if (c)
-            c->serviced = true;
-        return c && c->state ? on_receive(c, in, len) : -1;
+    case LWS_CALLBACK_RECEIVE: {
+        if (!c || !c->state)
+            return -1;
+        c->serviced = true;
+        struct gw_core *core = c->ws->core;
+        uint64_t outer = core->read_ns;
+        core->read_ns = uv_hrtime();
+        int rc = on_receive(c, in, len);
+        core->read_ns = outer;
+        return rc;
+    }
     case LWS_CALLBACK_SERVER_WRITEABLE:
         if (c)
             c->serviced = true;
@@ -558,6 +582,10 @@ int gw_ws_start(struct gw_core *core, const struct gw_ws_proto *protos, size_t n
                 core->metrics, "mxgw_client_bytes_total",
                 "Message bytes from (in) and to (out) clients, by transport", labels);
         }
+    ws->m_forward = gw_calloc(nprotos, sizeof *ws->m_forward);
+    for (size_t i = 0; i < nprotos; i++)
+        ws->m_forward[i] =
+            gw_metrics_forward(core->metrics, transport_label(protos[i].name), "to_client");
     ws->m_queued = gw_metrics_gauge(core->metrics, "mxgw_queue_bytes",
                                     "Bytes queued for writing, by queue", "queue=\"ws\"");
     ws->ctx = lws_create_context(&info);
@@ -566,6 +594,7 @@ int gw_ws_start(struct gw_core *core, const struct gw_ws_proto *protos, size_t n
                  core->cfg->ws_listen.port);
         free(ws->m_messages);
         free(ws->m_bytes);
+        free(ws->m_forward);
         free(ws->lws_protos);
         free(ws);
         return GW_EIO;
@@ -603,6 +632,7 @@ void gw_ws_free(struct gw_ws *ws)
     lws_context_destroy(ws->ctx);
     free(ws->m_messages);
     free(ws->m_bytes);
+    free(ws->m_forward);
     free(ws->lws_protos);
     while (ws->nspare)
         free(ws->spare[--ws->nspare]);
@@ -663,6 +693,8 @@ static void batch_append(struct gw_ws_conn *c, const struct iovec *v, size_t n, 
     c->queued += h + len;
     *ws->m_queued += (int64_t)(h + len);
     count_out(c, len);
+    if (ws->core->read_ns && c->batch_timed++ == 0)
+        c->batch_read_ns = ws->core->read_ns;
     if (!listed) {
         c->dirty_prev = NULL;
         c->dirty_next = ws->dirty_head;
@@ -678,6 +710,7 @@ static void queue_append(struct gw_ws_conn *c, const struct iovec *v, size_t n, 
     struct out_msg *m = gw_malloc(sizeof *m + LWS_PRE + len);
     m->next = NULL;
     m->len = len;
+    m->read_ns = c->ws->core->read_ns;
     gather(m->data + LWS_PRE, v, n);
     if (c->tail)
         c->tail->next = m;

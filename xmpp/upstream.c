@@ -51,6 +51,7 @@ struct upstream_metrics {
     uint64_t *connects[2]; /* ok, failed */
     uint64_t *stanzas[GW_TRANSPORT_COUNT + 1][2];
     uint64_t *bytes[GW_TRANSPORT_COUNT + 1][2];
+    struct gw_histogram *forward[GW_TRANSPORT_COUNT + 1]; /* read to kernel, to the server */
 };
 
 #define MAX_SOURCES 64
@@ -110,9 +111,11 @@ struct gw_upstream {
     struct gw_hostport *target; /* NULL: cfg->upstream */
     /* metrics */
     struct upstream_metrics *m;
-    unsigned transport; /* GW_TRANSPORT_COUNT: not labelled */
-    bool connected;     /* counted in m->open */
-    size_t accounted;   /* out.len as last added to m->queued */
+    unsigned transport;   /* GW_TRANSPORT_COUNT: not labelled */
+    bool connected;       /* counted in m->open */
+    size_t accounted;     /* out.len as last added to m->queued */
+    uint64_t out_read_ns; /* the oldest read time of the timed stanzas in out */
+    unsigned out_timed;   /* stanzas in out caused by a read (core->read_ns) */
     /* busy streams: on the shared kept list, in the order of their last read */
     struct gw_upstream *kept_prev, *kept_next;
     bool kept;
@@ -396,6 +399,10 @@ int gw_upstream_global_init(struct gw_core *core, char *err, size_t errlen)
                 mt, "mxgw_upstream_bytes_total",
                 "Bytes (before TLS) between mxgw and the XMPP server's c2s port", labels);
         }
+    for (unsigned t = 0; t <= GW_TRANSPORT_COUNT; t++)
+        sh->m.forward[t] = gw_metrics_forward(
+            mt, t < GW_TRANSPORT_COUNT ? gw_transport_name((enum gw_transport)t) : "unknown",
+            "to_server");
     mbedtls_ssl_conf_rng(&sh->conf, gw_rand_mbedtls, core->rand);
     mbedtls_ssl_conf_min_version(&sh->conf, MBEDTLS_SSL_MAJOR_VERSION_3,
                                  MBEDTLS_SSL_MINOR_VERSION_3);
@@ -599,6 +606,11 @@ static void flush(struct gw_upstream *up)
         *up->m->bytes[up->transport][0] += (uint64_t)n;
     }
     account(up);
+    if (up->out.len == 0 && up->out_timed) { /* all of it is with the kernel */
+        gw_histogram_observe_n(up->m->forward[up->transport],
+                               (double)(uv_hrtime() - up->out_read_ns) / 1e9, up->out_timed);
+        up->out_timed = 0;
+    }
     if (up->out.len == 0 && up->out.cap > 8192)
         gw_buf_free(&up->out); /* idle streams keep no big buffer */
     if (up->high && up->out.len < up->core->cfg->limit_queue_bytes / 2) {
@@ -882,7 +894,10 @@ static void do_read(struct gw_upstream *up)
         }
         budget -= (size_t)n < budget ? (size_t)n : budget;
         *up->m->bytes[up->transport][1] += (uint64_t)n;
+        uint64_t outer = up->core->read_ns; /* what this read causes is timed from now */
+        up->core->read_ns = uv_hrtime();
         gw_stream_feed(up->parser, buf, (size_t)n);
+        up->core->read_ns = outer;
         if (up->state == ST_HANDSHAKE) /* <proceed/> arrived: the rest is TLS */
             return;
         if (up->ssl ? up->state != ST_DEAD && mbedtls_ssl_get_bytes_avail(up->ssl) == 0 &&
@@ -1107,8 +1122,12 @@ static int may_send(const struct gw_upstream *up)
 
 static void queued(struct gw_upstream *up, const struct gw_xml *el)
 {
-    if (el && is_stanza(el))
+    if (el && is_stanza(el)) {
         (*up->m->stanzas[up->transport][0])++;
+        uint64_t t = up->core->read_ns;
+        if (t && up->out_timed++ == 0)
+            up->out_read_ns = t;
+    }
     defer_flush(up); /* written before the loop sleeps, with the rest of this iteration's */
     account(up);
     if (up->state != ST_DEAD && up->out.len > up->core->cfg->limit_queue_bytes / 2)

@@ -44,6 +44,18 @@ test("bench/run --quick runs every setup end to end and prints figures and budge
       assert.equal(r.flow.dropped, 0, `${name}: the driver dropped nothing`);
       assert.equal(r.flow.bad, 0, `${name}: every delivered body was readable`);
     }
+    // mxgw's own forwarding times over the fixed-rate phase (read from its /metrics at the
+    // phase's start and end): one per stanza to the server (the start is read a moment after the
+    // phase began, hence the slack below), and at least one per delivered message to the client.
+    for (const name of ["mxgw-xmpp", "mxgw-json"]) {
+      const { forward, flow } = results[name];
+      assert.ok(forward?.to_server && forward?.to_client, `${name}: forwarding times were read`);
+      assert.ok(forward.to_server.n >= flow.sent / 2 && forward.to_server.n <= flow.sent,
+        `${name}: ${forward.to_server.n} stanzas timed to the server for ${flow.sent} sent`);
+      assert.ok(forward.to_client.n >= flow.delivered / 2,
+        `${name}: ${forward.to_client.n} frames timed to the client for ${flow.delivered} delivered`);
+      assert.ok(forward.to_server.p99_us > 0 && forward.to_client.p99_us > 0, `${name}: quantiles computed`);
+    }
     assert.ok(results["relay-ws"].flow.cpu_us_per_msg.relay > 0, "the floor's CPU was measured");
     assert.match(budgets.find((b) => /RFC 7395/.test(b.what)).detail, /floor \(null relay in mxgw's place\)/);
     assert.equal(budgets.length, 10, "every budget is evaluated");

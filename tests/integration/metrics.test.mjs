@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
   Env, USERS, COMPONENT, guarded, componentOptions, createApiKey, restCall, httpRequest,
-  waitUntil, parseMetrics,
+  waitUntil, parseMetrics, exchangeMessages, xml,
 } from "./lib/env.mjs";
 import { JsonClient } from "./lib/json-client.mjs";
 
@@ -78,6 +78,56 @@ test("promtool accepts /metrics and the counters move with traffic", { timeout: 
   }
   c.close();
 }));
+
+// mxgw_forward_seconds{transport,direction}: the time from reading a message to handing what it
+// caused to the kernel. A client's stanza is observed once it is written to the server, so by
+// the time the other side has it, it has been counted.
+test("mxgw_forward_seconds times each forwarded stanza and frame, by transport and direction",
+  { timeout: 90000 }, guarded(() => env, async () => {
+    const bob = await env.login({ service: gw.wsUrl, username: "bob", password: USERS.bob });
+    const carol = await env.login({ service: gw.wsUrl, username: "carol", password: USERS.carol });
+    const alice = await JsonClient.connect(gw.wsUrl);
+    await alice.login("alice", USERS.alice, "f");
+    const before = parseMetrics(await scrape());
+
+    const N = 5;
+    for (let i = 0; i < N; i++) await exchangeMessages(bob, carol, `fwd${i}`);
+    alice.send({ t: "m", to: bob.jid.toString(), b: "json to rfc 7395" });
+    await bob.waitFor((s) => s.is("message") && s.getChildText("body") === "json to rfc 7395",
+      { what: "alice's JSON message" });
+    await bob.send(xml("message", { to: "alice@localhost/f", type: "chat" }, xml("body", {}, "back")));
+    await alice.next((o) => o.b === "back", "bob's message over JSON");
+
+    const after = parseMetrics(await scrape());
+    const series = (t, d, part, le) =>
+      `mxgw_forward_seconds_${part}{transport="${t}",direction="${d}"${le ? `,le="${le}"` : ""}}`;
+    const delta = (name) => (after[name] ?? NaN) - (before[name] ?? 0);
+    // The RFC 7395 clients sent 2N messages and nothing else that is a stanza (their stream
+    // management elements are not). What they received includes Prosody's <r/> as well.
+    assert.equal(delta(series("ws-xmpp", "to_server", "count")), 2 * N + 1,
+      "each stanza from an RFC 7395 client is timed once (2N messages and bob's reply)");
+    assert.ok(delta(series("ws-xmpp", "to_client", "count")) >= 2 * N + 1, "deliveries timed");
+    assert.ok(delta(series("ws-json", "to_server", "count")) >= 1, "alice's message timed");
+    assert.ok(delta(series("ws-json", "to_client", "count")) >= 1, "bob's reply to alice timed");
+    for (const [t, d] of [["ws-xmpp", "to_server"], ["ws-xmpp", "to_client"], ["ws-json", "to_server"],
+      ["ws-json", "to_client"]]) {
+      const n = after[series(t, d, "count")];
+      assert.equal(after[series(t, d, "bucket", "+Inf")], n, `${t} ${d}: +Inf holds every observation`);
+      const mean = after[series(t, d, "sum")] / n;
+      // Times from the read, not from some other origin: a mean of a second would mean that
+      // the clock or the origin is wrong (these are loopback hops on an idle gateway).
+      assert.ok(mean > 0 && mean < 1, `${t} ${d}: mean forwarding time ${mean} s`);
+      let last = 0;
+      for (const le of ["1e-05", "0.001", "0.002", "1", "+Inf"]) {
+        const v = after[series(t, d, "bucket", le)];
+        assert.ok(v >= last, `${t} ${d}: buckets are cumulative (le=${le})`);
+        last = v;
+      }
+    }
+    alice.close();
+    await bob.stop();
+    await carol.stop();
+  }));
 
 test("/readyz says 503 with a reason while Redis is down", { timeout: 90000 }, guarded(() => env, async () => {
   await env.redis.stop();
