@@ -21,7 +21,12 @@
  * to lws's raw send with its partial-write buffering. So the messages one iteration produces
  * for a client (several stanzas from one read of the server, say) leave in one send() instead of
  * one each, as the upstream streams do (xmpp/upstream.c), and nothing waits while the loop
- * sleeps. A batch is written at once before it would pass BATCH_MAX. When the socket takes only
+ * sleeps. A batch is written at once before it would pass BATCH_MAX. Nor does a batch wait out
+ * a long iteration: one that reads a burst from the server (the stanzas Prosody sends all at
+ * once after a stall of its own, say) would hold the first of them until it ended, milliseconds
+ * later. So once the oldest batch on the list has waited BATCH_WAIT_NS since the read that
+ * began it, the next message written writes the list first (flush_early; the clock is the
+ * current read's, core->read_ns, so this costs no clock call). When the socket takes only
  * part of a write, lws keeps the rest and sends it on the next writable event before any
  * callback of ours, as it does for a partial write from the callback; so at most BATCH_MAX
  * beyond the queue cap sits in lws. Otherwise messages queue up to the cap and each writable
@@ -107,6 +112,7 @@ struct gw_ws {
     struct gw_histogram **m_forward; /* per subprotocol: read to kernel, to the client */
     int64_t *m_queued;               /* bytes queued towards clients, all connections */
     struct gw_ws_conn *dirty_head;
+    uint64_t dirty_since;       /* the read time (core->read_ns) that began the list, or 0 */
     uv_check_t flush_check;     /* after the I/O callbacks of an iteration */
     uv_prepare_t flush_prepare; /* right before the loop polls */
     unsigned char *spare[8];    /* emptied batch buffers of BATCH_FIRST bytes, for reuse */
@@ -115,6 +121,9 @@ struct gw_ws {
 
 /* A batch is written before it would grow past this (top of file). */
 #define BATCH_MAX 16384
+/* The list of batches is written before a message is added to it once its oldest has waited
+ * this long since its read (top of file). */
+#define BATCH_WAIT_NS 500000
 /* A batch buffer starts this large (within glibc's per-thread cache); one that grew is given
  * back after its write. */
 #define BATCH_FIRST 1024
@@ -412,6 +421,21 @@ static void flush_dirty(struct gw_ws *ws)
         if (write_batch(c))
             check_drained(c); /* may send again, and so list c once more */
     }
+    ws->dirty_since = 0;
+}
+
+/* Writes the listed batches of a long iteration before more are added (top of file). Those
+ * whose queue passed half its cap stay listed: their drained() callback is due, and it must not
+ * run inside a send. */
+static void flush_early(struct gw_ws *ws, uint64_t now)
+{
+    struct gw_ws_conn *c = ws->dirty_head, *next;
+    for (; c; c = next) {
+        next = c->dirty_next;
+        if (!c->high)
+            write_batch(c); /* a failure closes c from its writable callback */
+    }
+    ws->dirty_since = ws->dirty_head ? now : 0;
 }
 
 static void on_flush_check(uv_check_t *h)
@@ -696,6 +720,8 @@ static void batch_append(struct gw_ws_conn *c, const struct iovec *v, size_t n, 
     if (ws->core->read_ns && c->batch_timed++ == 0)
         c->batch_read_ns = ws->core->read_ns;
     if (!listed) {
+        if (!ws->dirty_head)
+            ws->dirty_since = ws->core->read_ns;
         c->dirty_prev = NULL;
         c->dirty_next = ws->dirty_head;
         if (ws->dirty_head)
@@ -740,6 +766,12 @@ int gw_ws_sendv(struct gw_ws_conn *c, const struct iovec *v, size_t n)
         return GW_ELIMIT;
     if (c->batch_len && c->batch_len + 10 + len > BATCH_MAX && !write_batch(c))
         return GW_ECLOSED;
+    uint64_t now = c->ws->core->read_ns; /* 0 outside a read: no early write then */
+    if (now && c->ws->dirty_since && now - c->ws->dirty_since > BATCH_WAIT_NS) {
+        flush_early(c->ws, now);
+        if (c->closing)
+            return GW_ECLOSED;
+    }
     if (may_batch(c))
         batch_append(c, v, n, len);
     else

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import {
   Env, NS, guarded, JsonSession,
 } from "./lib/env.mjs";
+import { JsonClient } from "./lib/json-client.mjs";
 
 let env;
 let fake;
@@ -88,5 +89,51 @@ test("the server's <r/> is answered with the client's ack when it comes, and any
     bodyDone();
     await c.logout().catch(() => c.close());
     await up.done;
+  }
+}));
+
+test("a thousand stanzas in one write from the server reach the client whole, once each and in " +
+  "order", { timeout: 90000 }, guarded(() => env, async () => {
+  // One read of the server holds dozens of stanzas for the client and the iteration that
+  // handles them runs long: its frames leave in several writes (web/ws.c writes the waiting
+  // batches once they have waited long enough), and the window pauses the reading on the way.
+  let ready;
+  const upReady = new Promise((resolve) => {
+    ready = resolve;
+  });
+  let bodyDone;
+  const bodyFinished = new Promise((resolve) => {
+    bodyDone = resolve;
+  });
+  const up = fake.expect(async (conn) => {
+    await loginUpstream(conn);
+    ready(conn);
+    await bodyFinished;
+    await conn.read(/<\/stream:stream>/);
+  });
+  const c = await JsonClient.connect(gw.wsUrl);
+  try {
+    c.send({ op: "login", jid: "dave@localhost", password: "any", resource: "phone" });
+    const s = await c.next((o) => o.op === "session" || o.op === "error", "the login answer");
+    assert.equal(s.op, "session", JSON.stringify(s));
+    const conn = await upReady;
+    const N = 1000;
+    let burst = "";
+    for (let i = 0; i < N; i++) {
+      burst += `<message from='bob@localhost/x' to='dave@localhost/phone' type='chat' id='b${i}'>` +
+        `<body>burst ${i} ${"y".repeat(i % 89)}</body></message>`;
+    }
+    conn.write(burst);
+    for (let i = 0; i < N; i++) {
+      const o = await c.next((x) => typeof x.id === "string" && /^b\d+$/.test(x.id), `burst message ${i}`, 20000);
+      assert.equal(o.id, `b${i}`, "the next message of the burst, in order");
+      assert.equal(o.b, `burst ${i} ${"y".repeat(i % 89)}`);
+    }
+    assert.equal(c.all.filter((x) => typeof x.id === "string" && /^b\d+$/.test(x.id)).length, N, "each once");
+  } finally {
+    bodyDone();
+    c.send({ op: "logout" });
+    await up.done;
+    c.close();
   }
 }));
