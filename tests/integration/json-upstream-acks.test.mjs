@@ -38,65 +38,12 @@ async function loginUpstream(conn) {
 
 const ackH = async (conn) => Number((await conn.read(/<a xmlns=["']urn:xmpp:sm:3["'] h=["'](\d+)["']\/>/))[1]);
 
-test("the server's <r/> is answered with the client's ack when it comes, and anyway when it " +
-  "does not", { timeout: 60000 }, guarded(() => env, async () => {
-  let ready;
-  const upReady = new Promise((resolve) => {
-    ready = resolve;
-  });
-  // The stream's end is read only once the test has finished reading: FakeConn has one reader.
-  let bodyDone;
-  const bodyFinished = new Promise((resolve) => {
-    bodyDone = resolve;
-  });
-  const up = fake.expect(async (conn) => {
-    await loginUpstream(conn);
-    ready(conn);
-    await bodyFinished;
-    await conn.read(/<\/stream:stream>/);
-  });
-  const c = await JsonSession.connect(gw.wsUrl);
-  try {
-    c.send({ op: "login", jid: "dave@localhost", password: "any", resource: "phone" });
-    const s = await c.next((o) => o.op === "session" || o.op === "error", "the login answer");
-    assert.equal(s.op, "session", JSON.stringify(s));
-    const conn = await upReady;
-
-    // 1. A stanza and a request at once: when the request arrives nothing is acked yet. The
-    //    answer reports the client's ack once it has come (unless a second went by first, in
-    //    which case it may say 0: waiting longer is not allowed).
-    const asked = Date.now();
-    conn.write("<message from='bob@localhost/x' to='dave@localhost/phone' type='chat' id='m1'>" +
-      "<body>one</body></message><r xmlns='urn:xmpp:sm:3'/>");
-    const m1 = await c.next((o) => o.b === "one", "the first message");
-    assert.equal(m1.id, "m1");
-    c.send({ op: "a", h: 1 });
-    const first = await ackH(conn);
-    assert.ok(first === 1 || (first === 0 && Date.now() - asked >= 900),
-      `the answer waits for the client's ack rather than saying 0 at once (got h=${first})`);
-    if (first === 0) assert.equal(await ackH(conn), 1, "the ack follows");
-
-    // 2. A request with nothing new to report, and no ack from the client: still answered.
-    conn.write("<message from='bob@localhost/x' to='dave@localhost/phone' type='chat' id='m2'>" +
-      "<body>two</body></message><r xmlns='urn:xmpp:sm:3'/>");
-    await c.next((o) => o.b === "two", "the second message");
-    assert.equal(await ackH(conn), 1, "the request is answered although the client is silent");
-
-    // 3. The client acks: the server hears of it without asking.
-    c.send({ op: "a", h: 2 });
-    assert.equal(await ackH(conn), 2, "an ack from the client is passed on at once");
-  } finally {
-    bodyDone();
-    await c.logout().catch(() => c.close());
-    await up.done;
-  }
-}));
-
-test("a thousand stanzas in one write from the server reach the client whole, once each and in " +
-  "order", { timeout: 90000 }, guarded(() => env, async () => {
-  // One read of the server holds dozens of stanzas for the client and the iteration that
-  // handles them runs long: its frames leave in several writes (web/ws.c writes the waiting
-  // batches once they have waited long enough), and the window pauses the reading on the way.
+/**
+ * Logs dave in through the fake upstream with a client of class Client (JsonSession, or
+ * JsonClient, which answers the gateway's ack requests) and runs body(conn, c). The stream's
+ * end is read only once body has finished reading: FakeConn has one reader.
+ */
+async function asDave(Client, body) {
   let ready;
   const upReady = new Promise((resolve) => {
     ready = resolve;
@@ -111,29 +58,63 @@ test("a thousand stanzas in one write from the server reach the client whole, on
     await bodyFinished;
     await conn.read(/<\/stream:stream>/);
   });
-  const c = await JsonClient.connect(gw.wsUrl);
+  const c = await Client.connect(gw.wsUrl);
   try {
     c.send({ op: "login", jid: "dave@localhost", password: "any", resource: "phone" });
     const s = await c.next((o) => o.op === "session" || o.op === "error", "the login answer");
     assert.equal(s.op, "session", JSON.stringify(s));
-    const conn = await upReady;
-    const N = 1000;
-    let burst = "";
-    for (let i = 0; i < N; i++) {
-      burst += `<message from='bob@localhost/x' to='dave@localhost/phone' type='chat' id='b${i}'>` +
-        `<body>burst ${i} ${"y".repeat(i % 89)}</body></message>`;
-    }
-    conn.write(burst);
-    for (let i = 0; i < N; i++) {
-      const o = await c.next((x) => typeof x.id === "string" && /^b\d+$/.test(x.id), `burst message ${i}`, 20000);
-      assert.equal(o.id, `b${i}`, "the next message of the burst, in order");
-      assert.equal(o.b, `burst ${i} ${"y".repeat(i % 89)}`);
-    }
-    assert.equal(c.all.filter((x) => typeof x.id === "string" && /^b\d+$/.test(x.id)).length, N, "each once");
+    await body(await upReady, c);
   } finally {
     bodyDone();
     c.send({ op: "logout" });
     await up.done;
     c.close();
   }
-}));
+}
+
+test("the server's <r/> is answered with the client's ack when it comes, and anyway when it " +
+  "does not", { timeout: 60000 }, guarded(() => env, () => asDave(JsonSession, async (conn, c) => {
+  // 1. A stanza and a request at once: when the request arrives nothing is acked yet. The
+  //    answer reports the client's ack once it has come (unless a second went by first, in
+  //    which case it may say 0: waiting longer is not allowed).
+  const asked = Date.now();
+  conn.write("<message from='bob@localhost/x' to='dave@localhost/phone' type='chat' id='m1'>" +
+    "<body>one</body></message><r xmlns='urn:xmpp:sm:3'/>");
+  const m1 = await c.next((o) => o.b === "one", "the first message");
+  assert.equal(m1.id, "m1");
+  c.send({ op: "a", h: 1 });
+  const first = await ackH(conn);
+  assert.ok(first === 1 || (first === 0 && Date.now() - asked >= 900),
+    `the answer waits for the client's ack rather than saying 0 at once (got h=${first})`);
+  if (first === 0) assert.equal(await ackH(conn), 1, "the ack follows");
+
+  // 2. A request with nothing new to report, and no ack from the client: still answered.
+  conn.write("<message from='bob@localhost/x' to='dave@localhost/phone' type='chat' id='m2'>" +
+    "<body>two</body></message><r xmlns='urn:xmpp:sm:3'/>");
+  await c.next((o) => o.b === "two", "the second message");
+  assert.equal(await ackH(conn), 1, "the request is answered although the client is silent");
+
+  // 3. The client acks: the server hears of it without asking.
+  c.send({ op: "a", h: 2 });
+  assert.equal(await ackH(conn), 2, "an ack from the client is passed on at once");
+})));
+
+test("a thousand stanzas in one write from the server reach the client whole, once each and in " +
+  "order", { timeout: 90000 }, guarded(() => env, () => asDave(JsonClient, async (conn, c) => {
+  // One read of the server holds dozens of stanzas for the client and the iteration that
+  // handles them runs long: its frames leave in several writes (web/ws.c writes the waiting
+  // batches once they have waited long enough), and the window pauses the reading on the way.
+  const N = 1000;
+  let burst = "";
+  for (let i = 0; i < N; i++) {
+    burst += `<message from='bob@localhost/x' to='dave@localhost/phone' type='chat' id='b${i}'>` +
+      `<body>burst ${i} ${"y".repeat(i % 89)}</body></message>`;
+  }
+  conn.write(burst);
+  for (let i = 0; i < N; i++) {
+    const o = await c.next((x) => typeof x.id === "string" && /^b\d+$/.test(x.id), `burst message ${i}`, 20000);
+    assert.equal(o.id, `b${i}`, "the next message of the burst, in order");
+    assert.equal(o.b, `burst ${i} ${"y".repeat(i % 89)}`);
+  }
+  assert.equal(c.all.filter((x) => typeof x.id === "string" && /^b\d+$/.test(x.id)).length, N, "each once");
+})));
