@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
 enum kind { K_COUNTER, K_GAUGE, K_GAUGE_FN, K_HISTOGRAM };
 
@@ -192,6 +193,11 @@ void gw_histogram_observe_n(struct gw_histogram *h, double value, uint64_t n)
     h->count += n;
 }
 
+void gw_histogram_observe_since(struct gw_histogram *h, uint64_t start_ns, uint64_t n)
+{
+    gw_histogram_observe_n(h, (double)(uv_hrtime() - start_ns) / 1e9, n);
+}
+
 struct gw_histogram *gw_metrics_forward(struct gw_metrics *m, const char *transport,
                                         const char *direction)
 {
@@ -200,8 +206,10 @@ struct gw_histogram *gw_metrics_forward(struct gw_metrics *m, const char *transp
                                     0.01,    0.025,    0.1,     1};
     char labels[96];
     snprintf(labels, sizeof labels, "transport=\"%s\",direction=\"%s\"", transport, direction);
-    return gw_metrics_histogram(m, GW_FORWARD_METRIC, GW_FORWARD_HELP, labels, bounds,
-                                sizeof bounds / sizeof bounds[0]);
+    return gw_metrics_histogram(m, "mxgw_forward_seconds",
+                                "Time from reading a message to handing the stanzas or frames it "
+                                "caused to the kernel, by client transport and direction",
+                                labels, bounds, sizeof bounds / sizeof bounds[0]);
 }
 
 /* ---- rendering ---- */

@@ -38,14 +38,12 @@ struct gw_histogram *gw_metrics_histogram(struct gw_metrics *m, const char *name
 void gw_histogram_observe(struct gw_histogram *h, double value);
 /* n observations of the same value. */
 void gw_histogram_observe_n(struct gw_histogram *h, double value, uint64_t n);
+/* n observations of the seconds since start_ns (a uv_hrtime() reading). */
+void gw_histogram_observe_since(struct gw_histogram *h, uint64_t start_ns, uint64_t n);
 
 /* mxgw_forward_seconds: the time from reading a message (core->read_ns) to handing what it
  * caused to the kernel, by transport and direction (to_server, to_client). Its bounds, from
  * 10 µs to 1 s, are finest around the 2 ms budget of issue 7. */
-#define GW_FORWARD_METRIC "mxgw_forward_seconds"
-#define GW_FORWARD_HELP                                                                            \
-    "Time from reading a message to handing the stanzas or frames it caused to the kernel, by "    \
-    "client transport and direction"
 struct gw_histogram *gw_metrics_forward(struct gw_metrics *m, const char *transport,
                                         const char *direction);
 

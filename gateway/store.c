@@ -197,7 +197,7 @@ static void timed_done(void *arg, int err, const struct gw_store_reply *reply)
 {
     struct timed *t = arg;
     struct gw_store *st = t->st;
-    gw_histogram_observe(st->m_seconds, (double)(uv_hrtime() - t->start_ns) / 1e9);
+    gw_histogram_observe_since(st->m_seconds, t->start_ns, 1);
     if (err && err != GW_ECLOSED)
         (*st->m_errors[err == GW_ETIMEDOUT ? 0 : err == GW_EUNAVAIL ? 1 : 2])++;
     gw_store_cb cb = t->cb;

@@ -210,8 +210,7 @@ static void batch_release(struct gw_ws_conn *c)
 static void observe_forward(struct gw_ws_conn *c, uint64_t read_ns, unsigned n)
 {
     if (n)
-        gw_histogram_observe_n(c->ws->m_forward[proto_index(c)],
-                               (double)(uv_hrtime() - read_ns) / 1e9, n);
+        gw_histogram_observe_since(c->ws->m_forward[proto_index(c)], read_ns, n);
 }
 
 static void free_queue(struct gw_ws_conn *c)

@@ -607,8 +607,7 @@ static void flush(struct gw_upstream *up)
     }
     account(up);
     if (up->out.len == 0 && up->out_timed) { /* all of it is with the kernel */
-        gw_histogram_observe_n(up->m->forward[up->transport],
-                               (double)(uv_hrtime() - up->out_read_ns) / 1e9, up->out_timed);
+        gw_histogram_observe_since(up->m->forward[up->transport], up->out_read_ns, up->out_timed);
         up->out_timed = 0;
     }
     if (up->out.len == 0 && up->out.cap > 8192)
