@@ -766,7 +766,7 @@ int gw_ws_sendv(struct gw_ws_conn *c, const struct iovec *v, size_t n)
     if (c->batch_len && c->batch_len + 10 + len > BATCH_MAX && !write_batch(c))
         return GW_ECLOSED;
     uint64_t now = c->ws->core->read_ns; /* 0 outside a read: no early write then */
-    if (now && c->ws->dirty_since && now - c->ws->dirty_since > BATCH_WAIT_NS) {
+    if (now && c->ws->dirty_since && now > c->ws->dirty_since + BATCH_WAIT_NS) {
         flush_early(c->ws, now);
         if (c->closing)
             return GW_ECLOSED;

@@ -35,6 +35,8 @@
 #define READ_CHUNK     4096
 #define READ_BUDGET    (64 * 1024) /* bytes read per wakeup, so one stream cannot hog the loop */
 #define CLOSE_GRACE_MS 2000
+/* How long a listed stream may wait for the end of the iteration (flush_early). */
+#define WRITE_WAIT_NS 500000
 /* A stream that parses this many elements with no pause of PARSER_IDLE_MS keeps its expat
  * parser until it has been PARSER_IDLE_MS without a read (see "busy streams keep their parser"
  * below). More than a login takes, so that logins do not count. */
@@ -70,6 +72,7 @@ struct shared {
     uv_timer_t kept_timer;
     /* Streams written to in this loop iteration, flushed once before the loop sleeps. */
     struct gw_upstream *dirty_head;
+    uint64_t dirty_since;       /* the read time (core->read_ns) that began the list, or 0 */
     uv_check_t flush_check;     /* after the I/O callbacks of an iteration */
     uv_prepare_t flush_prepare; /* after timers and the rest, right before polling */
     unsigned open_handles;
@@ -242,7 +245,14 @@ static void note_element(struct gw_upstream *up)
  * list of streams to flush; a uv_check (after the I/O callbacks) and a uv_prepare (after timers
  * and the rest, right before the loop polls) write each listed stream once. So whatever one
  * iteration produced for a stream leaves in one send(), and nothing waits while the loop
- * sleeps. A stream whose socket is full is not listed: its writable watcher flushes it. */
+ * sleeps. A stream whose socket is full is not listed: its writable watcher flushes it.
+ *
+ * Nor does a stanza wait out a long iteration (one that reads a burst from many clients, or
+ * from the server, runs for milliseconds): once the list has waited WRITE_WAIT_NS since the
+ * read that began it, the next stanza queued writes the list first (flush_early; the clock is
+ * the current read's, core->read_ns, so this costs no clock call). That write runs inside a
+ * send, so it calls no handler: a stream owed drained() or whose write fails stays listed for
+ * the regular flush, which reports it. */
 
 static void dirty_unlink(struct shared *sh, struct gw_upstream *up)
 {
@@ -263,6 +273,8 @@ static void defer_flush(struct gw_upstream *up)
     struct shared *sh = up->core->upstream_shared;
     if (up->dirty || up->write_blocked)
         return;
+    if (!sh->dirty_head)
+        sh->dirty_since = up->core->read_ns;
     up->dirty = true;
     up->dirty_prev = NULL;
     up->dirty_next = sh->dirty_head;
@@ -569,12 +581,19 @@ static void fail_io(struct gw_upstream *up, int err, const char *what, int code)
     finish(up, err, up->state == ST_CLOSING ? NULL : "remote-connection-failed", NULL);
 }
 
-static void flush(struct gw_upstream *up)
+static bool can_write(const struct gw_upstream *up)
 {
-    if (up->state == ST_DEAD || up->state == ST_IDLE || up->state == ST_RESOLVING ||
-        up->state == ST_CONNECTING || up->state == ST_HANDSHAKE)
-        return;
-    bool was_blocked = up->write_blocked;
+    return up->state != ST_DEAD && up->state != ST_IDLE && up->state != ST_RESOLVING &&
+           up->state != ST_CONNECTING && up->state != ST_HANDSHAKE;
+}
+
+/* Writes what the socket takes of the queue. Returns 0, with write_blocked set if the socket
+ * filled, or the error (code: what failed, errno or mbedTLS's) for the caller to report: no
+ * handler runs here, so it may be called from inside a send. */
+static int write_out(struct gw_upstream *up, int *code)
+{
+    if (!can_write(up))
+        return 0;
     up->write_blocked = false;
     while (up->out.len > 0) {
         ssize_t n;
@@ -585,8 +604,8 @@ static void flush(struct gw_upstream *up)
                 break;
             }
             if (rc < 0) {
-                fail_io(up, GW_ETLS, "tls_write", rc);
-                return;
+                *code = rc;
+                return GW_ETLS;
             }
             n = rc;
         } else {
@@ -598,8 +617,8 @@ static void flush(struct gw_upstream *up)
             if (n < 0 && errno == EINTR)
                 continue;
             if (n < 0) {
-                fail_io(up, GW_EIO, "write", errno);
-                return;
+                *code = errno;
+                return GW_EIO;
             }
         }
         gw_buf_consume(&up->out, (size_t)n);
@@ -612,6 +631,20 @@ static void flush(struct gw_upstream *up)
     }
     if (up->out.len == 0 && up->out.cap > 8192)
         gw_buf_free(&up->out); /* idle streams keep no big buffer */
+    return 0;
+}
+
+static void flush(struct gw_upstream *up)
+{
+    if (!can_write(up))
+        return;
+    bool was_blocked = up->write_blocked;
+    int code = 0;
+    int err = write_out(up, &code);
+    if (err) {
+        fail_io(up, err, err == GW_ETLS ? "tls_write" : "write", code);
+        return;
+    }
     if (up->high && up->out.len < up->core->cfg->limit_queue_bytes / 2) {
         up->high = false;
         if (up->h.drained && up->state == ST_STREAM)
@@ -621,6 +654,22 @@ static void flush(struct gw_upstream *up)
     }
     if (was_blocked != up->write_blocked)
         update_poll(up);
+}
+
+/* The write of the list before its time (top of "written once per iteration"). */
+static void flush_early(struct shared *sh, uint64_t now)
+{
+    struct gw_upstream *up, *next;
+    for (up = sh->dirty_head; up; up = next) {
+        next = up->dirty_next;
+        int code = 0;
+        if (up->high || write_out(up, &code) != 0)
+            continue; /* the regular flush calls drained(), or reports the failure */
+        dirty_unlink(sh, up);
+        if (up->write_blocked) /* listed streams were not: its writable watcher takes over */
+            update_poll(up);
+    }
+    sh->dirty_since = sh->dirty_head ? now : 0;
 }
 
 static int send_header(struct gw_upstream *up)
@@ -1131,6 +1180,10 @@ static void queued(struct gw_upstream *up, const struct gw_xml *el)
     account(up);
     if (up->state != ST_DEAD && up->out.len > up->core->cfg->limit_queue_bytes / 2)
         up->high = true;
+    struct shared *sh = up->core->upstream_shared;
+    uint64_t now = up->core->read_ns; /* 0 outside a read: no early write then */
+    if (now && sh->dirty_since && now > sh->dirty_since + WRITE_WAIT_NS)
+        flush_early(sh, now);
 }
 
 int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el)
