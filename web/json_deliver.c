@@ -375,6 +375,13 @@ static void on_sm(struct gw_jsess *s, const struct gw_xml *el)
         }
         if (s->upq.count == 0)
             s->cl_in_acked = s->cl_in;
+        /* Stanzas sent while the request was out were not asked about: ask now, or a client
+         * paused at GW_JS_UP_PENDING_PAUSE would wait for an ack the server has no reason to
+         * send (it answers requests). */
+        if (s->upq.count >= GW_JS_UP_R_EVERY) {
+            s->up_r_pending = true;
+            gw_js_xml_sm(s, "r", NULL);
+        }
         if (s->client_ack_requested) {
             s->client_ack_requested = false;
             gw_js_send_count(s, "a", s->cl_in_acked);

@@ -19,7 +19,10 @@ let gw;
 before(async () => {
   env = await Env.start();
   fake = await env.startFakeUpstream({ proxyTo: env.prosody.c2sPort });
-  gw = await env.startGateway({ upstream: `127.0.0.1:${fake.port}` });
+  // No rate limit on what the client sends: one test sends a thousand stanzas at once.
+  gw = await env.startGateway({
+    upstream: `127.0.0.1:${fake.port}`, json_rate_stanzas: 0, json_rate_bytes: 0,
+  });
 }, { timeout: 60000 });
 
 after(async () => {
@@ -117,4 +120,30 @@ test("a thousand stanzas in one write from the server reach the client whole, on
     assert.equal(o.b, `burst ${i} ${"y".repeat(i % 89)}`);
   }
   assert.equal(c.all.filter((x) => typeof x.id === "string" && /^b\d+$/.test(x.id)).length, N, "each once");
+})));
+
+test("a thousand stanzas sent at once by the client reach the server whole, once each and in " +
+  "order", { timeout: 90000 }, guarded(() => env, () => asDave(JsonClient, async (conn, c) => {
+  // The client's frames are read in long iterations, each queueing many stanzas for the
+  // stream: xmpp/upstream.c writes the queue before the iteration ends once it has waited
+  // long enough, and must neither lose nor repeat nor reorder anything doing so (through TLS
+  // here: the fake upstream does STARTTLS).
+  const N = 1000;
+  const body = (i) => `up ${i} ${"z".repeat(i % 97)}`;
+  for (let i = 0; i < N; i++) c.send({ to: "bob@localhost", id: `u${i}`, b: body(i) });
+  // mxgw keeps what the server has not acked for resumption and asks for acks (<r/>) as it
+  // goes: answered here as a server would, with the count of stanzas handled.
+  const next = /<message\b[^>]*>.*?<\/message>|<r xmlns=["']urn:xmpp:sm:3["']\/>/s;
+  for (let i = 0; i < N;) {
+    const m = await conn.read(next, 20000);
+    if (m[0].startsWith("<r")) {
+      conn.write(`<a xmlns='urn:xmpp:sm:3' h='${i}'/>`);
+      continue;
+    }
+    assert.equal(/\bid=["']([^"']*)["']/.exec(m[0])?.[1], `u${i}`, "the next stanza, in order");
+    assert.ok(m[0].includes(`<body>${body(i)}</body>`), `stanza u${i} whole: ${m[0]}`);
+    i++;
+  }
+  const sent = conn.received.match(/<message\b/g).length;
+  assert.equal(sent, N, "each once");
 })));
