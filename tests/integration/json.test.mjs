@@ -137,6 +137,31 @@ test("a burst of short messages around the 125/126-byte frame boundary arrives w
     }
   }));
 
+test("a burst of 240 messages sent at once reaches the recipient, in order", { timeout: 60000 },
+  guarded(() => env, async () => {
+    // Within the default rate burst (50 stanzas a second for 5 s), and past the 128 stanzas
+    // the server may leave unacked before mxgw stops reading the client: mxgw must keep asking
+    // the server for acks (it answers requests only), or the client stays paused for good.
+    const c = await JsonClient.connect(gw.wsUrl);
+    try {
+      await c.login("alice", USERS.alice, "burst");
+      const tag = crypto.randomBytes(3).toString("hex");
+      const N = 240;
+      for (let i = 0; i < N; i++) c.send({ to: bob.jid.toString(), id: `${tag}-${i}`, b: `burst ${i}` });
+      for (let i = 0; i < N; i++) {
+        const s = await bob.waitFor((st) => st.is("message") && st.attrs.id?.startsWith(`${tag}-`),
+          { what: `burst message ${i}`, timeoutMs: 15000 });
+        assert.equal(s.attrs.id, `${tag}-${i}`, "the next of the burst, in order");
+        assert.equal(s.getChildText("body"), `burst ${i}`);
+      }
+      c.send({ op: "r" });
+      const a = await c.next((o) => o.op === "a", "mxgw's ack");
+      assert.ok(a.h >= N, `the server took all ${N}, got h=${a.h}`);
+    } finally {
+      c.close();
+    }
+  }));
+
 test("bad JSON gets an error and the connection stays usable", { timeout: 60000 },
   guarded(() => env, async () => {
     const c = await JsonClient.connect(gw.wsUrl);
