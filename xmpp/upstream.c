@@ -109,6 +109,7 @@ struct gw_upstream {
     mbedtls_ssl_context *ssl;
     struct gw_xml *held_header; /* pre-TLS header in opportunistic mode, until we know */
     struct gw_buf out;
+    size_t tls_pending; /* the length of an mbedtls_ssl_write that said WANT_WRITE, or 0 */
     char *domain;
     char *lang;
     struct gw_hostport *target; /* NULL: cfg->upstream */
@@ -598,11 +599,17 @@ static int write_out(struct gw_upstream *up, int *code)
     while (up->out.len > 0) {
         ssize_t n;
         if (up->ssl) {
-            int rc = mbedtls_ssl_write(up->ssl, (const unsigned char *)up->out.data, up->out.len);
+            /* After WANT_WRITE, mbedTLS holds a record made of the length it was given, and
+             * must be called again with the same: it reports as written whatever length the
+             * next call gives, while it sends only that record. */
+            size_t len = up->tls_pending ? up->tls_pending : up->out.len;
+            int rc = mbedtls_ssl_write(up->ssl, (const unsigned char *)up->out.data, len);
             if (rc == MBEDTLS_ERR_SSL_WANT_WRITE || rc == MBEDTLS_ERR_SSL_WANT_READ) {
+                up->tls_pending = len;
                 up->write_blocked = true;
                 break;
             }
+            up->tls_pending = 0;
             if (rc < 0) {
                 *code = rc;
                 return GW_ETLS;
@@ -670,6 +677,13 @@ static void flush_early(struct shared *sh, uint64_t now)
             update_poll(up);
     }
     sh->dirty_since = sh->dirty_head ? now : 0;
+}
+
+/* now: the current read's time (core->read_ns), or 0 outside a read: no early write then. */
+static void flush_if_overdue(struct shared *sh, uint64_t now)
+{
+    if (now && sh->dirty_since && now > sh->dirty_since + WRITE_WAIT_NS)
+        flush_early(sh, now);
 }
 
 static int send_header(struct gw_upstream *up)
@@ -1180,10 +1194,7 @@ static void queued(struct gw_upstream *up, const struct gw_xml *el)
     account(up);
     if (up->state != ST_DEAD && up->out.len > up->core->cfg->limit_queue_bytes / 2)
         up->high = true;
-    struct shared *sh = up->core->upstream_shared;
-    uint64_t now = up->core->read_ns; /* 0 outside a read: no early write then */
-    if (now && sh->dirty_since && now > sh->dirty_since + WRITE_WAIT_NS)
-        flush_early(sh, now);
+    flush_if_overdue(up->core->upstream_shared, up->core->read_ns);
 }
 
 int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el)

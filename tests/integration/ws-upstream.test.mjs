@@ -170,6 +170,60 @@ upstreamTest("Prosody's host-unknown for a domain it does not serve is relayed",
   }
 });
 
+upstreamTest("a server that stops reading gets every stanza, whole and in order, once it reads " +
+  "again (TLS)", async () => {
+  // Once the server's socket is full, mbedTLS holds the record it could not send, and mxgw's
+  // queue grows behind it (past half its cap mxgw stops reading the client). The record must be
+  // finished before anything else is written, and nothing may be lost or repeated.
+  const N = 3000;
+  const pad = (i) => "p".repeat(2000 + (i * 37) % 1500);
+  const sent = (i) => `<message xmlns='jabber:client' to='bob@localhost' type='chat' id='s${i}'>` +
+    `<body>${i} ${pad(i)}</body></message>`;
+  let stopped;
+  const readingStopped = new Promise((resolve) => {
+    stopped = resolve;
+  });
+  let resume;
+  const resumed = new Promise((resolve) => {
+    resume = resolve;
+  });
+  const up = fake.expect(async (conn) => {
+    await conn.acceptLogin(env.certs.localhost, "dave@localhost/fake");
+    conn.socket.pause(); // TLS socket: Node stops reading the TCP socket under it
+    stopped();
+    await resumed;
+    conn.socket.resume();
+    await waitUntil(() => conn.received.includes(`id='s${N - 1}'`),
+      { timeoutMs: 30000, what: "the last stanza at the fake upstream" });
+    return conn.received;
+  });
+  const c = await RawWs.connect(gw.wsUrl);
+  const queued = async () => {
+    const r = await fetch(`${gw.httpUrl}/metrics`);
+    const m = /^mxgw_queue_bytes\{queue="upstream"\} (\d+)/m.exec(await r.text());
+    return m ? Number(m[1]) : NaN;
+  };
+  try {
+    assert.equal(await c.login("dave", "any"), "dave@localhost/fake");
+    await readingStopped;
+    for (let i = 0; i < N; i++) c.send(sent(i));
+    // The socket is full and mxgw's queue past half its cap (1 MiB by default).
+    await waitUntil(async () => (await queued()) > 512 * 1024,
+      { timeoutMs: 30000, what: "mxgw's upstream queue to fill" });
+    resume();
+    const r = await withTimeout(up.done, 40000, "the fake upstream to read everything");
+    assert.ok(r.ok, `fake upstream: ${r.error?.message}`);
+    const got = [...r.value.matchAll(/<message\b[^>]*\bid=["']s(\d+)["'][^>]*>(.*?)<\/message>/gs)];
+    assert.equal(got.length, N, "each stanza once");
+    got.forEach((m, i) => {
+      assert.equal(Number(m[1]), i, "in order");
+      assert.equal(m[2], `<body>${i} ${pad(i)}</body>`, `stanza s${i} whole`);
+    });
+  } finally {
+    c.close();
+  }
+});
+
 test("SIGTERM: every client gets system-shutdown, <close/> and WebSocket close 1001; upstream gets </stream:stream>; exit 0",
   { timeout: 30000 }, guarded(() => env, async () => {
     const sw = await env.startFakeUpstream({ proxyTo: env.prosody.c2sPort });
