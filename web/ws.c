@@ -109,9 +109,9 @@ struct gw_ws {
     /* per subprotocol (index in protos), direction 0 from the client, 1 to the client */
     uint64_t *(*m_messages)[2];
     uint64_t *(*m_bytes)[2];
-    struct gw_histogram **m_forward; /* per subprotocol: read to kernel, to the client */
-    int64_t *m_queued;               /* bytes queued towards clients, all connections */
-    struct gw_ws_conn *dirty_head;
+    struct gw_histogram **m_forward;            /* per subprotocol: read to kernel, to the client */
+    int64_t *m_queued;                          /* bytes queued towards clients, all connections */
+    struct gw_ws_conn *dirty_head, *dirty_tail; /* oldest first: written in that order */
     uint64_t dirty_since;       /* the read time (core->read_ns) that began the list, or 0 */
     uv_check_t flush_check;     /* after the I/O callbacks of an iteration */
     uv_prepare_t flush_prepare; /* right before the loop polls */
@@ -190,6 +190,8 @@ static void dirty_unlink(struct gw_ws_conn *c)
         c->ws->dirty_head = c->dirty_next;
     if (c->dirty_next)
         c->dirty_next->dirty_prev = c->dirty_prev;
+    else
+        c->ws->dirty_tail = c->dirty_prev;
     c->dirty_prev = c->dirty_next = NULL;
 }
 
@@ -721,11 +723,13 @@ static void batch_append(struct gw_ws_conn *c, const struct iovec *v, size_t n, 
     if (!listed) {
         if (!ws->dirty_head)
             ws->dirty_since = ws->core->read_ns;
-        c->dirty_prev = NULL;
-        c->dirty_next = ws->dirty_head;
-        if (ws->dirty_head)
-            ws->dirty_head->dirty_prev = c;
-        ws->dirty_head = c;
+        c->dirty_next = NULL;
+        c->dirty_prev = ws->dirty_tail;
+        if (ws->dirty_tail)
+            ws->dirty_tail->dirty_next = c;
+        else
+            ws->dirty_head = c;
+        ws->dirty_tail = c;
     }
 }
 

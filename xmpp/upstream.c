@@ -71,7 +71,7 @@ struct shared {
     struct gw_upstream *kept_head, *kept_tail;
     uv_timer_t kept_timer;
     /* Streams written to in this loop iteration, flushed once before the loop sleeps. */
-    struct gw_upstream *dirty_head;
+    struct gw_upstream *dirty_head, *dirty_tail; /* oldest first: written in that order */
     uint64_t dirty_since;       /* the read time (core->read_ns) that began the list, or 0 */
     uv_check_t flush_check;     /* after the I/O callbacks of an iteration */
     uv_prepare_t flush_prepare; /* after timers and the rest, right before polling */
@@ -265,6 +265,8 @@ static void dirty_unlink(struct shared *sh, struct gw_upstream *up)
         sh->dirty_head = up->dirty_next;
     if (up->dirty_next)
         up->dirty_next->dirty_prev = up->dirty_prev;
+    else
+        sh->dirty_tail = up->dirty_prev;
     up->dirty_prev = up->dirty_next = NULL;
     up->dirty = false;
 }
@@ -277,11 +279,13 @@ static void defer_flush(struct gw_upstream *up)
     if (!sh->dirty_head)
         sh->dirty_since = up->core->read_ns;
     up->dirty = true;
-    up->dirty_prev = NULL;
-    up->dirty_next = sh->dirty_head;
-    if (sh->dirty_head)
-        sh->dirty_head->dirty_prev = up;
-    sh->dirty_head = up;
+    up->dirty_next = NULL;
+    up->dirty_prev = sh->dirty_tail;
+    if (sh->dirty_tail)
+        sh->dirty_tail->dirty_next = up;
+    else
+        sh->dirty_head = up;
+    sh->dirty_tail = up;
 }
 
 /* Handlers that flush may send again (drained) or end streams: each is taken off the list
