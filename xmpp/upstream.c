@@ -677,7 +677,7 @@ static void flush_early(struct shared *sh, uint64_t now)
         if (up->high || write_out(up, &code) != 0)
             continue; /* the regular flush calls drained(), or reports the failure */
         dirty_unlink(sh, up);
-        if (up->write_blocked) /* listed streams were not: its writable watcher takes over */
+        if (up->write_blocked) /* the socket filled: its writable watcher takes over */
             update_poll(up);
     }
     sh->dirty_since = sh->dirty_head ? now : 0;

@@ -4,6 +4,8 @@
 // server only once the client has acked it; an <r/> that comes when there is nothing new to
 // report is answered with the next progress (the client's ack), or after a short delay when
 // none comes - never withheld for good (XEP-0198 §4 allows waiting for a timeout only).
+// The other way, mxgw keeps asking the server about the client's stanzas while a burst of them
+// lasts, since the server acks only when asked.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
