@@ -214,11 +214,6 @@ test("a client that stops reading gets every stanza, in order, once it reads aga
     // past half of it mxgw stops reading the server). None may be lost or reordered.
     const bob = await env.login({ service: env.prosody.tcpService, username: "bob", password: USERS.bob });
     const c = await RawWs.connect(gw.wsUrl);
-    const queued = async () => {
-      const r = await fetch(`${gw.httpUrl}/metrics`);
-      const m = /^mxgw_queue_bytes\{queue="ws"\} (\d+)/m.exec(await r.text());
-      return m ? Number(m[1]) : NaN;
-    };
     try {
       const jid = await c.login("alice", USERS.alice);
       c.ws._socket.pause(); // alice stops reading (TCP)
@@ -228,7 +223,7 @@ test("a client that stops reading gets every stanza, in order, once it reads aga
         bodies.push(`slow ${i} ${pad}`);
         await bob.send(xml("message", { to: jid, type: "chat" }, xml("body", {}, bodies[i])));
       }
-      await waitUntil(async () => (await queued()) > 0,
+      await waitUntil(async () => (await gw.queuedBytes("ws")) > 0,
         { timeoutMs: 60000, what: "mxgw to queue for the client that does not read" });
       c.ws._socket.resume();
       const got = [];
@@ -238,7 +233,7 @@ test("a client that stops reading gets every stanza, in order, once it reads aga
       }
       assert.equal(got.length, bodies.length);
       assert.ok(got.every((b, i) => b === bodies[i]), "every stanza arrives once, in order");
-      await waitUntil(async () => (await queued()) === 0, { timeoutMs: 10000, what: "the queue to drain" });
+      await waitUntil(async () => (await gw.queuedBytes("ws")) === 0, { timeoutMs: 10000, what: "the queue to drain" });
       c.send(`<close xmlns="${NS.framing}"/>`);
       const { code } = await c.waitClose();
       assert.notEqual(code, 1006, "the stream ends cleanly");

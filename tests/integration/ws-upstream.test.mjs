@@ -198,17 +198,12 @@ upstreamTest("a server that stops reading gets every stanza, whole and in order,
     return conn.received;
   });
   const c = await RawWs.connect(gw.wsUrl);
-  const queued = async () => {
-    const r = await fetch(`${gw.httpUrl}/metrics`);
-    const m = /^mxgw_queue_bytes\{queue="upstream"\} (\d+)/m.exec(await r.text());
-    return m ? Number(m[1]) : NaN;
-  };
   try {
     assert.equal(await c.login("dave", "any"), "dave@localhost/fake");
     await readingStopped;
     for (let i = 0; i < N; i++) c.send(sent(i));
     // The socket is full and mxgw's queue past half its cap (1 MiB by default).
-    await waitUntil(async () => (await queued()) > 512 * 1024,
+    await waitUntil(async () => (await gw.queuedBytes("upstream")) > 512 * 1024,
       { timeoutMs: 30000, what: "mxgw's upstream queue to fill" });
     resume();
     const r = await withTimeout(up.done, 40000, "the fake upstream to read everything");

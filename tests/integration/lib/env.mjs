@@ -560,6 +560,13 @@ export class Gateway {
     return `${this.httpUrl}${this.config.bosh_path ?? "/http-bind"}`;
   }
 
+  /** The bytes waiting in one of mxgw's write queues ("ws", "upstream"), from /metrics. */
+  async queuedBytes(queue) {
+    const r = await fetch(`${this.httpUrl}/metrics`);
+    const m = new RegExp(`^mxgw_queue_bytes\\{queue="${queue}"\\} (\\d+)`, "m").exec(await r.text());
+    return m ? Number(m[1]) : NaN;
+  }
+
   get running() {
     return this.child.running;
   }
