@@ -38,4 +38,15 @@ struct gw_core {
     uint64_t read_ns;
 };
 
+/* Writes batched for the end of a loop iteration (web/ws.c, xmpp/upstream.c) do not wait for
+ * it past this long after the read that began them. */
+#define GW_BATCH_WAIT_NS 500000
+
+/* Whether a batch list begun by the read at since (0: empty) has waited GW_BATCH_WAIT_NS by the
+ * current read's clock. Outside a read (read_ns 0) it never has: no early write there. */
+static inline bool gw_core_batch_overdue(const struct gw_core *core, uint64_t since)
+{
+    return core->read_ns && since && core->read_ns > since + GW_BATCH_WAIT_NS;
+}
+
 #endif

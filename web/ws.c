@@ -24,7 +24,7 @@
  * sleeps. A batch is written at once before it would pass BATCH_MAX. Nor does a batch wait out
  * a long iteration: one that reads a burst from the server (the stanzas Prosody sends all at
  * once after a stall of its own, say) would hold the first of them until it ended, milliseconds
- * later. So once the oldest batch on the list has waited BATCH_WAIT_NS since the read that
+ * later. So once the oldest batch on the list has waited GW_BATCH_WAIT_NS since the read that
  * began it, the next message written writes the list first (flush_early; the clock is the
  * current read's, core->read_ns, so this costs no clock call). When the socket takes only
  * part of a write, lws keeps the rest and sends it on the next writable event before any
@@ -121,9 +121,6 @@ struct gw_ws {
 
 /* A batch is written before it would grow past this (top of file). */
 #define BATCH_MAX 16384
-/* The list of batches is written before a message is added to it once its oldest has waited
- * this long since its read (top of file). */
-#define BATCH_WAIT_NS 500000
 /* A batch buffer starts this large (within glibc's per-thread cache); one that grew is given
  * back after its write. */
 #define BATCH_FIRST 1024
@@ -769,9 +766,8 @@ int gw_ws_sendv(struct gw_ws_conn *c, const struct iovec *v, size_t n)
         return GW_ELIMIT;
     if (c->batch_len && c->batch_len + 10 + len > BATCH_MAX && !write_batch(c))
         return GW_ECLOSED;
-    uint64_t now = c->ws->core->read_ns; /* 0 outside a read: no early write then */
-    if (now && c->ws->dirty_since && now > c->ws->dirty_since + BATCH_WAIT_NS) {
-        flush_early(c->ws, now);
+    if (gw_core_batch_overdue(c->ws->core, c->ws->dirty_since)) {
+        flush_early(c->ws, c->ws->core->read_ns);
         if (c->closing)
             return GW_ECLOSED;
     }

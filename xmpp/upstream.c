@@ -35,8 +35,6 @@
 #define READ_CHUNK     4096
 #define READ_BUDGET    (64 * 1024) /* bytes read per wakeup, so one stream cannot hog the loop */
 #define CLOSE_GRACE_MS 2000
-/* How long a listed stream may wait for the end of the iteration (flush_early). */
-#define WRITE_WAIT_NS 500000
 /* A stream that parses this many elements with no pause of PARSER_IDLE_MS keeps its expat
  * parser until it has been PARSER_IDLE_MS without a read (see "busy streams keep their parser"
  * below). More than a login takes, so that logins do not count. */
@@ -249,7 +247,7 @@ static void note_element(struct gw_upstream *up)
  * sleeps. A stream whose socket is full is not listed: its writable watcher flushes it.
  *
  * Nor does a stanza wait out a long iteration (one that reads a burst from many clients, or
- * from the server, runs for milliseconds): once the list has waited WRITE_WAIT_NS since the
+ * from the server, runs for milliseconds): once the list has waited GW_BATCH_WAIT_NS since the
  * read that began it, the next stanza queued writes the list first (flush_early; the clock is
  * the current read's, core->read_ns, so this costs no clock call). That write runs inside a
  * send, so it calls no handler: a stream owed drained() or whose write fails stays listed for
@@ -681,13 +679,6 @@ static void flush_early(struct shared *sh, uint64_t now)
             update_poll(up);
     }
     sh->dirty_since = sh->dirty_head ? now : 0;
-}
-
-/* now: the current read's time (core->read_ns), or 0 outside a read: no early write then. */
-static void flush_if_overdue(struct shared *sh, uint64_t now)
-{
-    if (now && sh->dirty_since && now > sh->dirty_since + WRITE_WAIT_NS)
-        flush_early(sh, now);
 }
 
 static int send_header(struct gw_upstream *up)
@@ -1198,7 +1189,9 @@ static void queued(struct gw_upstream *up, const struct gw_xml *el)
     account(up);
     if (up->state != ST_DEAD && up->out.len > up->core->cfg->limit_queue_bytes / 2)
         up->high = true;
-    flush_if_overdue(up->core->upstream_shared, up->core->read_ns);
+    struct shared *sh = up->core->upstream_shared;
+    if (gw_core_batch_overdue(up->core, sh->dirty_since))
+        flush_early(sh, up->core->read_ns);
 }
 
 int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el)
