@@ -27,7 +27,9 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { Child, Redis, freePort, waitForPort, REPO_ROOT, delay } from "../tests/integration/lib/env.mjs";
+import {
+  Child, Redis, freePort, waitForPort, REPO_ROOT, delay, parseMetrics,
+} from "../tests/integration/lib/env.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -198,16 +200,14 @@ async function scrapeMetrics(url) {
   }
 }
 
-// Buckets of one histogram series (family and labels) as [upper bound, cumulative count].
+// Buckets of one histogram series (family and labels) as [upper bound, cumulative count], in
+// the order mxgw renders them (ascending).
 function buckets(text, family, labels) {
-  const out = [];
-  const want = labels ? `${labels},le="` : `le="`;
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(`${family}_bucket{${want}`)) continue;
-    const m = line.match(/le="([^"]+)"\} (\S+)$/);
-    if (m) out.push([m[1] === "+Inf" ? Infinity : Number(m[1]), Number(m[2])]);
-  }
-  return out;
+  const prefix = `${family}_bucket{${labels ? `${labels},` : ""}le="`;
+  return Object.entries(parseMetrics(text)).filter(([k]) => k.startsWith(prefix)).map(([k, n]) => {
+    const le = k.slice(prefix.length, -2); // up to '"}'
+    return [le === "+Inf" ? Infinity : Number(le), n];
+  });
 }
 
 // Quantiles of a histogram over the phase, as the upper bound of the bucket they fall in (µs;
