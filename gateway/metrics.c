@@ -201,9 +201,12 @@ void gw_histogram_observe_since(struct gw_histogram *h, uint64_t start_ns, uint6
 struct gw_histogram *gw_metrics_forward(struct gw_metrics *m, const char *transport,
                                         const char *direction)
 {
-    static const double bounds[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
-                                    0.00075, 0.001,    0.0015,  0.002,  0.003,   0.005,
-                                    0.01,    0.025,    0.1,     1};
+    /* 100 µs apart from 0.5 to 2 ms: the budget's verdict adds two quantiles read as bucket
+     * bounds, so coarser steps there would each add up to their width to it. */
+    static const double bounds[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.0006,
+                                    0.0007,  0.0008,   0.0009,  0.001,  0.0011,  0.0012, 0.0013,
+                                    0.0014,  0.0015,   0.0016,  0.0017, 0.0018,  0.0019, 0.002,
+                                    0.0025,  0.003,    0.005,   0.01,   0.025,   0.1,    1};
     char labels[96];
     snprintf(labels, sizeof labels, "transport=\"%s\",direction=\"%s\"", transport, direction);
     return gw_metrics_histogram(m, "mxgw_forward_seconds",
