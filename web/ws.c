@@ -26,7 +26,8 @@
  * once after a stall of its own, say) would hold the first of them until it ended, milliseconds
  * later. So once the oldest batch on the list has waited GW_BATCH_WAIT_NS since the read that
  * began it, the next message written writes the list first (flush_early; the clock is the
- * current read's, core->read_ns, so this costs no clock call). When the socket takes only
+ * current read's, core->read_ns, so this costs no clock call), and so does the next read of
+ * either side (gw_core_read_begin). When the socket takes only
  * part of a write, lws keeps the rest and sends it on the next writable event before any
  * callback of ours, as it does for a partial write from the callback; so at most BATCH_MAX
  * beyond the queue cap sits in lws. Otherwise messages queue up to the cap and each writable
@@ -56,6 +57,7 @@
 #include "gateway/metrics.h"
 
 #include <libwebsockets.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,10 +114,10 @@ struct gw_ws {
     struct gw_histogram **m_forward;            /* per subprotocol: read to kernel, to the client */
     int64_t *m_queued;                          /* bytes queued towards clients, all connections */
     struct gw_ws_conn *dirty_head, *dirty_tail; /* oldest first: written in that order */
-    uint64_t dirty_since;       /* the read time (core->read_ns) that began the list, or 0 */
-    uv_check_t flush_check;     /* after the I/O callbacks of an iteration */
-    uv_prepare_t flush_prepare; /* right before the loop polls */
-    unsigned char *spare[8];    /* emptied batch buffers of BATCH_FIRST bytes, for reuse */
+    struct gw_batch_list batch;                 /* the list as the core sees it (gateway/core.h) */
+    uv_check_t flush_check;                     /* after the I/O callbacks of an iteration */
+    uv_prepare_t flush_prepare;                 /* right before the loop polls */
+    unsigned char *spare[8]; /* emptied batch buffers of BATCH_FIRST bytes, for reuse */
     size_t nspare;
 };
 
@@ -419,21 +421,22 @@ static void flush_dirty(struct gw_ws *ws)
         if (write_batch(c))
             check_drained(c); /* may send again, and so list c once more */
     }
-    ws->dirty_since = 0;
+    ws->batch.since = 0;
 }
 
 /* Writes the listed batches of a long iteration before more are added (top of file). Those
  * whose queue passed half its cap stay listed: their drained() callback is due, and it must not
- * run inside a send. */
-static void flush_early(struct gw_ws *ws, uint64_t now)
+ * run inside a read or a send. */
+static void flush_early(struct gw_batch_list *l)
 {
+    struct gw_ws *ws = (struct gw_ws *)((char *)l - offsetof(struct gw_ws, batch));
     struct gw_ws_conn *c = ws->dirty_head, *next;
     for (; c; c = next) {
         next = c->dirty_next;
         if (!c->high)
             write_batch(c); /* a failure closes c from its writable callback */
     }
-    ws->dirty_since = ws->dirty_head ? now : 0;
+    l->since = ws->dirty_head ? ws->core->read_ns : 0;
 }
 
 static void on_flush_check(uv_check_t *h)
@@ -512,10 +515,9 @@ static int proto_cb(struct lws *wsi, enum lws_callback_reasons reason, void *use
             return -1;
         c->serviced = true;
         struct gw_core *core = c->ws->core;
-        uint64_t outer = core->read_ns;
-        core->read_ns = uv_hrtime();
+        uint64_t outer = gw_core_read_begin(core);
         int rc = on_receive(c, in, len);
-        core->read_ns = outer;
+        gw_core_read_end(core, outer);
         return rc;
     }
     case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -621,6 +623,8 @@ int gw_ws_start(struct gw_core *core, const struct gw_ws_proto *protos, size_t n
         free(ws);
         return GW_EIO;
     }
+    ws->batch.write_early = flush_early;
+    gw_core_batch_list_add(core, &ws->batch);
     uv_check_init(core->loop, &ws->flush_check);
     uv_prepare_init(core->loop, &ws->flush_prepare);
     ws->flush_check.data = ws->flush_prepare.data = ws;
@@ -640,6 +644,7 @@ void gw_ws_stop(struct gw_ws *ws)
     if (!ws)
         return;
     flush_dirty(ws); /* what this iteration produced goes out before the connections close */
+    gw_core_batch_list_remove(ws->core, &ws->batch);
     lws_context_destroy(ws->ctx);
     uv_close((uv_handle_t *)&ws->flush_check, NULL);
     uv_close((uv_handle_t *)&ws->flush_prepare, NULL);
@@ -719,7 +724,7 @@ static void batch_append(struct gw_ws_conn *c, const struct iovec *v, size_t n, 
         c->batch_read_ns = ws->core->read_ns;
     if (!listed) {
         if (!ws->dirty_head)
-            ws->dirty_since = ws->core->read_ns;
+            ws->batch.since = ws->core->read_ns;
         c->dirty_next = NULL;
         c->dirty_prev = ws->dirty_tail;
         if (ws->dirty_tail)
@@ -766,11 +771,9 @@ int gw_ws_sendv(struct gw_ws_conn *c, const struct iovec *v, size_t n)
         return GW_ELIMIT;
     if (c->batch_len && c->batch_len + 10 + len > BATCH_MAX && !write_batch(c))
         return GW_ECLOSED;
-    if (gw_core_batch_overdue(c->ws->core, c->ws->dirty_since)) {
-        flush_early(c->ws, c->ws->core->read_ns);
-        if (c->closing)
-            return GW_ECLOSED;
-    }
+    gw_core_batch_check(c->ws->core, &c->ws->batch);
+    if (c->closing) /* its early write failed */
+        return GW_ECLOSED;
     if (may_batch(c))
         batch_append(c, v, n, len);
     else

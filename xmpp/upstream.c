@@ -57,6 +57,7 @@ struct upstream_metrics {
 #define MAX_SOURCES 64
 
 struct shared {
+    struct gw_core *core;
     mbedtls_ssl_config conf;
     mbedtls_x509_crt ca;
     struct upstream_metrics m;
@@ -70,8 +71,8 @@ struct shared {
     uv_timer_t kept_timer;
     /* Streams written to in this loop iteration, flushed once before the loop sleeps. */
     struct gw_upstream *dirty_head, *dirty_tail; /* oldest first: written in that order */
-    uint64_t dirty_since;       /* the read time (core->read_ns) that began the list, or 0 */
-    uv_check_t flush_check;     /* after the I/O callbacks of an iteration */
+    struct gw_batch_list batch;                  /* the list as the core sees it (gateway/core.h) */
+    uv_check_t flush_check;                      /* after the I/O callbacks of an iteration */
     uv_prepare_t flush_prepare; /* after timers and the rest, right before polling */
     unsigned open_handles;
 };
@@ -249,9 +250,12 @@ static void note_element(struct gw_upstream *up)
  * Nor does a stanza wait out a long iteration (one that reads a burst from many clients, or
  * from the server, runs for milliseconds): once the list has waited GW_BATCH_WAIT_NS since the
  * read that began it, the next stanza queued writes the list first (flush_early; the clock is
- * the current read's, core->read_ns, so this costs no clock call). That write runs inside a
- * send, so it calls no handler: a stream owed drained() or whose write fails stays listed for
- * the regular flush, which reports it. */
+ * the current read's, core->read_ns, so this costs no clock call), and so does the next read of
+ * either side (gw_core_read_begin). That write runs inside a send or a read, so it calls no
+ * handler: a stream owed drained() or whose write fails stays listed for the regular flush,
+ * which reports it. */
+
+static void flush_early(struct gw_batch_list *l);
 
 static void dirty_unlink(struct shared *sh, struct gw_upstream *up)
 {
@@ -275,7 +279,7 @@ static void defer_flush(struct gw_upstream *up)
     if (up->dirty || up->write_blocked)
         return;
     if (!sh->dirty_head)
-        sh->dirty_since = up->core->read_ns;
+        sh->batch.since = up->core->read_ns;
     up->dirty = true;
     up->dirty_next = NULL;
     up->dirty_prev = sh->dirty_tail;
@@ -295,6 +299,7 @@ static void flush_dirty(struct shared *sh)
         dirty_unlink(sh, up);
         flush(up);
     }
+    sh->batch.since = 0;
 }
 
 static void on_flush_check(uv_check_t *h)
@@ -373,7 +378,10 @@ int gw_upstream_global_init(struct gw_core *core, char *err, size_t errlen)
     struct shared *sh = gw_calloc(1, sizeof *sh);
     mbedtls_ssl_config_init(&sh->conf);
     mbedtls_x509_crt_init(&sh->ca);
+    sh->core = core;
     core->upstream_shared = sh;
+    sh->batch.write_early = flush_early;
+    gw_core_batch_list_add(core, &sh->batch);
     uv_timer_init(core->loop, &sh->kept_timer);
     uv_check_init(core->loop, &sh->flush_check);
     uv_prepare_init(core->loop, &sh->flush_prepare);
@@ -456,6 +464,7 @@ void gw_upstream_global_free(struct gw_core *core)
         return;
     mbedtls_ssl_config_free(&sh->conf);
     mbedtls_x509_crt_free(&sh->ca);
+    gw_core_batch_list_remove(core, &sh->batch);
     core->upstream_shared = NULL;
     /* The loop has run dry (every stream is gone): one more turn runs the close callbacks. */
     uv_close((uv_handle_t *)&sh->kept_timer, shared_closed);
@@ -666,8 +675,9 @@ static void flush(struct gw_upstream *up)
 }
 
 /* The write of the list before its time (top of "written once per iteration"). */
-static void flush_early(struct shared *sh, uint64_t now)
+static void flush_early(struct gw_batch_list *l)
 {
+    struct shared *sh = (struct shared *)((char *)l - offsetof(struct shared, batch));
     struct gw_upstream *up, *next;
     for (up = sh->dirty_head; up; up = next) {
         next = up->dirty_next;
@@ -678,7 +688,7 @@ static void flush_early(struct shared *sh, uint64_t now)
         if (up->write_blocked) /* the socket filled: its writable watcher takes over */
             update_poll(up);
     }
-    sh->dirty_since = sh->dirty_head ? now : 0;
+    l->since = sh->dirty_head ? sh->core->read_ns : 0;
 }
 
 static int send_header(struct gw_upstream *up)
@@ -951,10 +961,9 @@ static void do_read(struct gw_upstream *up)
         }
         budget -= (size_t)n < budget ? (size_t)n : budget;
         *up->m->bytes[up->transport][1] += (uint64_t)n;
-        uint64_t outer = up->core->read_ns; /* what this read causes is timed from now */
-        up->core->read_ns = uv_hrtime();
+        uint64_t outer = gw_core_read_begin(up->core); /* what it causes is timed from now */
         gw_stream_feed(up->parser, buf, (size_t)n);
-        up->core->read_ns = outer;
+        gw_core_read_end(up->core, outer);
         if (up->state == ST_HANDSHAKE) /* <proceed/> arrived: the rest is TLS */
             return;
         if (up->ssl ? up->state != ST_DEAD && mbedtls_ssl_get_bytes_avail(up->ssl) == 0 &&
@@ -1189,9 +1198,7 @@ static void queued(struct gw_upstream *up, const struct gw_xml *el)
     account(up);
     if (up->state != ST_DEAD && up->out.len > up->core->cfg->limit_queue_bytes / 2)
         up->high = true;
-    struct shared *sh = up->core->upstream_shared;
-    if (gw_core_batch_overdue(up->core, sh->dirty_since))
-        flush_early(sh, up->core->read_ns);
+    gw_core_batch_check(up->core, &((struct shared *)up->core->upstream_shared)->batch);
 }
 
 int gw_upstream_send(struct gw_upstream *up, const struct gw_xml *el)
