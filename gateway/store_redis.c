@@ -10,7 +10,17 @@
  * decide how to degrade.
  *
  * hiredis 0.14.1 predates `maxelements` (CVE-2021-32765, fixed in 1.0.1): replies are only
- * read from a Redis we trust, for keys whose size the gateway bounded when writing them. */
+ * read from a Redis we trust, for keys whose size the gateway bounded when writing them.
+ *
+ * Scripts run by their SHA-1 (EVALSHA): an EVAL would send the script's text with every
+ * command and make Redis hash it each time. The command connection loads every script (SCRIPT
+ * LOAD) as soon as it is up, ahead of any command on it, and a reconnect loads them again, so
+ * a restarted or failed-over Redis has them before it is asked to run one. A command that
+ * still meets an empty script cache (SCRIPT FLUSH while connected) gets NOSCRIPT: Redis did not
+ * run it, and it fails with GW_EUNAVAIL rather than being sent again, since the commands
+ * pipelined behind it have run already and a resend would reorder them; the scripts are loaded
+ * again at once, for what follows. Where SCRIPT LOAD is refused (an ACL that allows EVAL
+ * only, say), the store falls back to EVAL. */
 #include "gateway/store_impl.h"
 
 #include "gateway/err.h"
@@ -20,6 +30,7 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <mbedtls/sha1.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,6 +74,66 @@ static const char LPOP_N_IF[] =
           "if n > 0 then redis.call('LTRIM', KEYS[2], n, -1) end return n";
 static const char DEL_IF[] = GUARD "return redis.call('DEL', unpack(KEYS))";
 
+/* Sorted sets, hash counters and capped sets (store.h's last block; redis_submit_ext). */
+static const char ZADD_CAPPED[] =
+    "local cur = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
+    "if not cur then "
+    "  if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then "
+    "    return -1 end "
+    "  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) return 1 end "
+    "if ARGV[3] == 'nx' then return 0 end "
+    "if ARGV[3] == 'lt' and tonumber(ARGV[2]) >= tonumber(cur) then return 0 end "
+    "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) return 1";
+static const char ZREM_IF[] = "local cur = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
+                              "if cur and tonumber(cur) == tonumber(ARGV[2]) then "
+                              "  return redis.call('ZREM', KEYS[1], ARGV[1]) end return 0";
+static const char ZCLAIM[] =
+    "local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2]) "
+    "for i = 1, #m do redis.call('ZADD', KEYS[1], ARGV[3], m[i]) end "
+    "local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES') "
+    "table.insert(m, 1, first[2] or '-1') return m";
+static const char HINCRBY_SET[] =
+    "local v = redis.call('HINCRBY', KEYS[1], ARGV[3], ARGV[2]) "
+    "for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end "
+    "if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
+    "local h = redis.call('HGETALL', KEYS[1]) table.insert(h, 1, tostring(v)) return h";
+static const char HTAKE[] = "local h = redis.call('HGETALL', KEYS[1]) "
+                            "if #h > 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end return h";
+static const char SADD_CAPPED[] =
+    "local added = 0 "
+    "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then "
+    "  if tonumber(ARGV[2]) > 0 and redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then "
+    "    return -1 end "
+    "  added = redis.call('SADD', KEYS[1], ARGV[1]) end "
+    "if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end return added";
+
+enum script {
+    S_HSET_TTL,
+    S_SADD_TTL,
+    S_RPUSH_CAPPED,
+    S_LPOP_N,
+    S_INCR_TTL,
+    S_HSET_IF,
+    S_RPUSH_IF,
+    S_LPOP_N_IF,
+    S_DEL_IF,
+    S_ZADD_CAPPED,
+    S_ZREM_IF,
+    S_ZCLAIM,
+    S_HINCRBY_SET,
+    S_HTAKE,
+    S_SADD_CAPPED,
+    SCRIPT_COUNT
+};
+
+static const char *const script_body[SCRIPT_COUNT] = {
+    [S_HSET_TTL] = HSET_TTL,       [S_SADD_TTL] = SADD_TTL,   [S_RPUSH_CAPPED] = RPUSH_CAPPED,
+    [S_LPOP_N] = LPOP_N,           [S_INCR_TTL] = INCR_TTL,   [S_HSET_IF] = HSET_IF,
+    [S_RPUSH_IF] = RPUSH_IF,       [S_LPOP_N_IF] = LPOP_N_IF, [S_DEL_IF] = DEL_IF,
+    [S_ZADD_CAPPED] = ZADD_CAPPED, [S_ZREM_IF] = ZREM_IF,     [S_ZCLAIM] = ZCLAIM,
+    [S_HINCRBY_SET] = HINCRBY_SET, [S_HTAKE] = HTAKE,         [S_SADD_CAPPED] = SADD_CAPPED,
+};
+
 struct redis_store;
 
 struct pend {
@@ -74,6 +145,8 @@ struct pend {
     bool done;
     bool capped;  /* rpush_capped: -1 means full */
     bool guarded; /* a guarded script: -2 means the guard failed */
+    bool script;  /* an EVALSHA: NOSCRIPT means Redis lost its scripts */
+    uint64_t seq; /* the connection's count of commands sent, this one included */
 };
 
 struct conn {
@@ -85,6 +158,13 @@ struct conn {
     uint64_t backoff;
     struct pend *head, *tail;
     size_t npending;
+    uint64_t sent;   /* commands sent on this connection */
+    uint64_t loaded; /* sent when the scripts were last loaded (SCRIPT LOAD) */
+};
+
+struct script_load {
+    struct redis_store *rs;
+    enum script i;
 };
 
 struct redis_store {
@@ -92,6 +172,9 @@ struct redis_store {
     char host[256];
     int port, db;
     struct conn cmd, sub;
+    char sha[SCRIPT_COUNT][41]; /* each script's SHA-1, hex */
+    struct script_load loads[SCRIPT_COUNT];
+    bool use_eval;    /* SCRIPT LOAD was refused: scripts go as EVAL with their text */
     unsigned handles; /* libuv handles still open while closing */
 };
 
@@ -116,6 +199,7 @@ static void connect_conn(struct conn *c);
 static void subscribe_all(struct conn *c);
 static int send_argv(struct conn *c, int argc, const char **argv, const size_t *lens,
                      gw_store_cb cb, void *arg, bool capped, bool guarded);
+static void load_scripts(struct conn *c);
 static int redis_submit_ext(struct redis_store *rs, const struct store_cmd *cmd, gw_store_cb cb,
                             void *arg);
 
@@ -366,6 +450,14 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
         const redisReply *r = reply;
         if (!r) {
             store_complete(p->st, p->cb, p->arg, GW_EUNAVAIL, NULL);
+        } else if (r->type == REDIS_REPLY_ERROR && p->script && c &&
+                   strncmp(r->str, "NOSCRIPT", 8) == 0) {
+            /* Not run; the commands behind it have run, so it is not sent again (top of file) */
+            store_complete(p->st, p->cb, p->arg, GW_EUNAVAIL, NULL);
+            if (p->seq > c->loaded) { /* the first since the last load: load again */
+                GW_WARN("store.scripts_lost", "backend=redis addr=%s:%d", c->rs->host, c->rs->port);
+                load_scripts(c);
+            }
         } else if (r->type == REDIS_REPLY_ERROR) {
             GW_WARN("store.error", "backend=redis reply=\"%.*s\"",
                     (int)(r->len > 120 ? 120 : r->len), r->str);
@@ -442,6 +534,8 @@ static int send_argv(struct conn *c, int argc, const char **argv, const size_t *
     p->arg = arg;
     p->capped = capped;
     p->guarded = guarded;
+    p->script = lens[0] == 7 && memcmp(argv[0], "EVALSHA", 7) == 0;
+    p->seq = ++c->sent;
     char small[2048], *heap;
     size_t len = format_resp(argc, argv, lens, small, sizeof small, &heap);
     int rc = redisAsyncFormattedCommand(c->ac, on_reply, p, heap ? heap : small, len);
@@ -460,6 +554,53 @@ static int send_argv(struct conn *c, int argc, const char **argv, const size_t *
     if (c->npending == 1)
         arm(c);
     return 0;
+}
+
+/* ---- scripts (top of file) ---- */
+
+/* The first two arguments of script i's command: EVALSHA and its SHA-1, or EVAL and its text.
+ * Returns 2. */
+static int script_args(const struct redis_store *rs, enum script i, const char **argv, size_t *lens)
+{
+    if (rs->use_eval) {
+        argv[0] = "EVAL";
+        argv[1] = script_body[i];
+        lens[0] = 4;
+        lens[1] = strlen(script_body[i]);
+    } else {
+        argv[0] = "EVALSHA";
+        argv[1] = rs->sha[i];
+        lens[0] = 7;
+        lens[1] = 40;
+    }
+    return 2;
+}
+
+static void on_script_loaded(void *arg, int err, const struct gw_store_reply *r)
+{
+    struct script_load *l = arg;
+    struct redis_store *rs = l->rs;
+    if (err == GW_EUNAVAIL || err == GW_ETIMEDOUT || err == GW_ECLOSED || rs->use_eval)
+        return; /* the connection went: the next one loads them again */
+    if (err == 0 && r->n == 1 && r->items[0].len == 40 &&
+        memcmp(r->items[0].ptr, rs->sha[l->i], 40) == 0)
+        return;
+    GW_WARN("store.scripts_eval", "backend=redis addr=%s:%d reason=\"%s\"", rs->host, rs->port,
+            err ? "SCRIPT LOAD refused" : "SCRIPT LOAD answered another SHA-1");
+    rs->use_eval = true;
+}
+
+static void load_scripts(struct conn *c)
+{
+    struct redis_store *rs = c->rs;
+    if (rs->use_eval)
+        return;
+    c->loaded = c->sent;
+    for (unsigned i = 0; i < SCRIPT_COUNT; i++) {
+        const char *argv[] = {"SCRIPT", "LOAD", script_body[i]};
+        size_t lens[] = {6, 4, strlen(script_body[i])};
+        send_argv(c, 3, argv, lens, on_script_loaded, &rs->loads[i], false, false);
+    }
 }
 
 /* ---- connecting ---- */
@@ -493,6 +634,8 @@ static void on_connected(const redisAsyncContext *ac, int status)
     }
     if (c->is_sub)
         subscribe_all(c);
+    else
+        load_scripts(c); /* ahead of every command on this connection (top of file) */
 }
 
 static void on_disconnected(const redisAsyncContext *ac, int status)
@@ -590,12 +733,12 @@ static int redis_submit_guarded(struct redis_store *rs, const struct store_cmd *
 #define ARG(s, l) (argv[n] = (s), lens[n] = (l), n++)
 #define ARGS(s)   ARG((s), strlen(s))
 #define ARGV(v)   ARG((v).ptr, (v).len)
-    ARGS("EVAL");
+#define SCRIPT(i) (n += script_args(rs, (i), argv + n, lens + n))
     switch (cmd->op) {
     case OP_HSET:
         if (cmd->n == 0 || cmd->n > (MAX_ARGS - 9) / 2)
             return GW_EINVAL;
-        ARGS(HSET_IF);
+        SCRIPT(S_HSET_IF);
         ARGS("2");
         ARGS(g->key);
         ARGS(cmd->key);
@@ -609,7 +752,7 @@ static int redis_submit_guarded(struct redis_store *rs, const struct store_cmd *
         }
         break;
     case OP_RPUSH_CAPPED:
-        ARGS(RPUSH_IF);
+        SCRIPT(S_RPUSH_IF);
         ARGS("2");
         ARGS(g->key);
         ARGS(cmd->key);
@@ -622,7 +765,7 @@ static int redis_submit_guarded(struct redis_store *rs, const struct store_cmd *
         ARGS(num2);
         break;
     case OP_LPOP_N:
-        ARGS(LPOP_N_IF);
+        SCRIPT(S_LPOP_N_IF);
         ARGS("2");
         ARGS(g->key);
         ARGS(cmd->key);
@@ -632,7 +775,7 @@ static int redis_submit_guarded(struct redis_store *rs, const struct store_cmd *
         ARGS(num1);
         break;
     case OP_DEL:
-        ARGS(DEL_IF);
+        SCRIPT(S_DEL_IF);
         gw_u64_dec(nkeys, cmd->nkeys + 1);
         ARGS(nkeys);
         ARGS(g->key);
@@ -644,6 +787,7 @@ static int redis_submit_guarded(struct redis_store *rs, const struct store_cmd *
     default:
         return GW_EINVAL;
     }
+#undef SCRIPT
 #undef ARG
 #undef ARGS
 #undef ARGV
@@ -662,13 +806,13 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
 #define ARG(s, l) (argv[n] = (s), lens[n] = (l), n++)
 #define ARGS(s)   ARG((s), strlen(s))
 #define ARGV(v)   ARG((v).ptr, (v).len)
+#define SCRIPT(i) (n += script_args(rs, (i), argv + n, lens + n))
     bool capped = false;
     switch (cmd->op) {
     case OP_HSET:
         if (cmd->n == 0 || cmd->n > (MAX_ARGS - 6) / 2)
             return GW_EINVAL;
-        ARGS("EVAL");
-        ARGS(HSET_TTL);
+        SCRIPT(S_HSET_TTL);
         ARGS("1");
         ARGS(cmd->key);
         gw_u64_dec(num1, cmd->ttl_ms);
@@ -707,8 +851,7 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
         ARGS(cmd->key);
         break;
     case OP_SADD:
-        ARGS("EVAL");
-        ARGS(SADD_TTL);
+        SCRIPT(S_SADD_TTL);
         ARGS("1");
         ARGS(cmd->key);
         gw_u64_dec(num1, cmd->ttl_ms);
@@ -725,8 +868,7 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
         ARGS(cmd->key);
         break;
     case OP_RPUSH_CAPPED:
-        ARGS("EVAL");
-        ARGS(RPUSH_CAPPED);
+        SCRIPT(S_RPUSH_CAPPED);
         ARGS("1");
         ARGS(cmd->key);
         ARGV(cmd->values[0]);
@@ -745,16 +887,14 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
         ARGS(num2);
         break;
     case OP_LPOP_N:
-        ARGS("EVAL");
-        ARGS(LPOP_N);
+        SCRIPT(S_LPOP_N);
         ARGS("1");
         ARGS(cmd->key);
         gw_u64_dec(num1, cmd->count);
         ARGS(num1);
         break;
     case OP_INCR:
-        ARGS("EVAL");
-        ARGS(INCR_TTL);
+        SCRIPT(S_INCR_TTL);
         ARGS("1");
         ARGS(cmd->key);
         gw_u64_dec(num1, cmd->ttl_ms);
@@ -768,6 +908,7 @@ static int redis_submit(struct gw_store *st, const struct store_cmd *cmd, gw_sto
     default: /* OP_ZADD and later */
         return redis_submit_ext(rs, cmd, cb, arg);
     }
+#undef SCRIPT
 #undef ARG
 #undef ARGS
 #undef ARGV
@@ -835,6 +976,13 @@ int store_redis_open(uv_loop_t *loop, const char *host, int port, int db, uint64
     snprintf(rs->host, sizeof rs->host, "%s", host);
     rs->port = port;
     rs->db = db;
+    for (unsigned i = 0; i < SCRIPT_COUNT; i++) {
+        unsigned char digest[20];
+        mbedtls_sha1_ret((const unsigned char *)script_body[i], strlen(script_body[i]), digest);
+        for (unsigned k = 0; k < 20; k++)
+            snprintf(rs->sha[i] + 2 * k, 3, "%02x", digest[k]);
+        rs->loads[i] = (struct script_load){rs, (enum script)i};
+    }
     init_conn(rs, &rs->cmd, false);
     init_conn(rs, &rs->sub, true);
     connect_conn(&rs->cmd);
@@ -848,38 +996,6 @@ int store_redis_open(uv_loop_t *loop, const char *host, int port, int db, uint64
  * Scores travel as decimal integers; Lua numbers are doubles, exact below 2^53. Two replies
  * carry a number in front of an array (the next score of zclaim, the new value of hincrby):
  * an adapter moves it into reply.integer before the caller sees the reply. */
-
-static const char ZADD_CAPPED[] =
-    "local cur = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
-    "if not cur then "
-    "  if tonumber(ARGV[4]) > 0 and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then "
-    "    return -1 end "
-    "  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) return 1 end "
-    "if ARGV[3] == 'nx' then return 0 end "
-    "if ARGV[3] == 'lt' and tonumber(ARGV[2]) >= tonumber(cur) then return 0 end "
-    "redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1]) return 1";
-static const char ZREM_IF[] = "local cur = redis.call('ZSCORE', KEYS[1], ARGV[1]) "
-                              "if cur and tonumber(cur) == tonumber(ARGV[2]) then "
-                              "  return redis.call('ZREM', KEYS[1], ARGV[1]) end return 0";
-static const char ZCLAIM[] =
-    "local m = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2]) "
-    "for i = 1, #m do redis.call('ZADD', KEYS[1], ARGV[3], m[i]) end "
-    "local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES') "
-    "table.insert(m, 1, first[2] or '-1') return m";
-static const char HINCRBY_SET[] =
-    "local v = redis.call('HINCRBY', KEYS[1], ARGV[3], ARGV[2]) "
-    "for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end "
-    "if tonumber(ARGV[1]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end "
-    "local h = redis.call('HGETALL', KEYS[1]) table.insert(h, 1, tostring(v)) return h";
-static const char HTAKE[] = "local h = redis.call('HGETALL', KEYS[1]) "
-                            "if #h > 0 then redis.call('HSET', KEYS[1], unpack(ARGV)) end return h";
-static const char SADD_CAPPED[] =
-    "local added = 0 "
-    "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then "
-    "  if tonumber(ARGV[2]) > 0 and redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then "
-    "    return -1 end "
-    "  added = redis.call('SADD', KEYS[1], ARGV[1]) end "
-    "if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end return added";
 
 struct lead {
     gw_store_cb cb;
@@ -918,13 +1034,13 @@ static int redis_submit_ext(struct redis_store *rs, const struct store_cmd *cmd,
 #define ARG(s, l) (argv[n] = (s), lens[n] = (l), n++)
 #define ARGS(s)   ARG((s), strlen(s))
 #define ARGV(v)   ARG((v).ptr, (v).len)
-#define SCRIPT(s) (ARGS("EVAL"), ARGS(s), ARGS("1"), ARGS(cmd->key))
+#define SCRIPT(i) (n += script_args(rs, (i), argv + n, lens + n), ARGS("1"), ARGS(cmd->key))
     switch (cmd->op) {
     case OP_ZADD: {
         static const char *const modes[] = {"set", "nx", "lt"};
         if (cmd->mode < 0 || cmd->mode > 2)
             return GW_EINVAL;
-        SCRIPT(ZADD_CAPPED);
+        SCRIPT(S_ZADD_CAPPED);
         ARGV(cmd->values[0]);
         snprintf(num1, sizeof num1, "%lld", cmd->score);
         ARGS(num1);
@@ -940,13 +1056,13 @@ static int redis_submit_ext(struct redis_store *rs, const struct store_cmd *cmd,
         ARGV(cmd->values[0]);
         break;
     case OP_ZREM_IF:
-        SCRIPT(ZREM_IF);
+        SCRIPT(S_ZREM_IF);
         ARGV(cmd->values[0]);
         snprintf(num1, sizeof num1, "%lld", cmd->score);
         ARGS(num1);
         break;
     case OP_ZCLAIM:
-        SCRIPT(ZCLAIM);
+        SCRIPT(S_ZCLAIM);
         snprintf(num1, sizeof num1, "%lld", cmd->score);
         gw_u64_dec(num2, cmd->count);
         snprintf(num3, sizeof num3, "%lld", cmd->score2);
@@ -958,7 +1074,7 @@ static int redis_submit_ext(struct redis_store *rs, const struct store_cmd *cmd,
     case OP_HINCRBY:
         if (cmd->n == 0 || cmd->n > (MAX_ARGS - 8) / 2)
             return GW_EINVAL;
-        SCRIPT(HINCRBY_SET);
+        SCRIPT(S_HINCRBY_SET);
         gw_u64_dec(num1, cmd->ttl_ms);
         snprintf(num2, sizeof num2, "%lld", cmd->score);
         ARGS(num1);
@@ -973,14 +1089,14 @@ static int redis_submit_ext(struct redis_store *rs, const struct store_cmd *cmd,
     case OP_HTAKE:
         if (cmd->n == 0 || cmd->n > (MAX_ARGS - 4) / 2)
             return GW_EINVAL;
-        SCRIPT(HTAKE);
+        SCRIPT(S_HTAKE);
         for (size_t i = 0; i < cmd->n; i++) {
             ARGV(cmd->fields[i]);
             ARGV(cmd->values[i]);
         }
         break;
     case OP_SADD_CAPPED:
-        SCRIPT(SADD_CAPPED);
+        SCRIPT(S_SADD_CAPPED);
         ARGV(cmd->values[0]);
         gw_u64_dec(num1, cmd->count);
         gw_u64_dec(num2, cmd->ttl_ms);

@@ -7,6 +7,7 @@
 #include "gateway/err.h"
 #include "gateway/store.h"
 
+#include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,67 @@ static void close_checked(struct gw_store *st)
     CHECK(closed, "expected the close callback");
 }
 
+/* Redis's own answer to a command, by a connection of the test's own. */
+static redisReply *ask(int port, const char *cmd)
+{
+    redisContext *rc = redisConnect("127.0.0.1", port);
+    redisReply *r = rc && !rc->err ? redisCommand(rc, cmd) : NULL;
+    if (rc)
+        redisFree(rc);
+    return r;
+}
+
+/* Scripts run by their SHA-1, loaded when the connection came up; a SCRIPT FLUSH costs the next
+ * script command (not run, not sent again) and nothing after it. */
+static void scripts(struct gw_store *st, int port)
+{
+    redisReply *info = ask(port, "INFO commandstats");
+    CHECK(info && info->type == REDIS_REPLY_STRING && strstr(info->str, "cmdstat_evalsha:calls=") &&
+              strstr(info->str, "cmdstat_script|load:calls=15,") &&
+              !strstr(info->str, "cmdstat_eval:"),
+          "expected EVALSHA after 15 SCRIPT LOADs and no EVAL, got %s",
+          info && info->str ? info->str : "no answer");
+    freeReplyObject(info);
+
+    redisReply *flush = ask(port, "SCRIPT FLUSH");
+    CHECK(flush && flush->type == REDIS_REPLY_STATUS, "SCRIPT FLUSH: expected OK");
+    freeReplyObject(flush);
+    struct result res;
+    struct gw_store_str f1 = gw_store_cstr("first"), f2 = gw_store_cstr("second"),
+                        v = gw_store_cstr("1");
+    RUN(gw_store_hset(st, "t:flush", 1, &f1, &v, 0, on_result, &res));
+    CHECK(res.done && res.err == GW_EUNAVAIL, "after SCRIPT FLUSH: expected GW_EUNAVAIL, got %d",
+          res.err);
+    RUN(gw_store_hset(st, "t:flush", 1, &f2, &v, 0, on_result, &res));
+    CHECK(res.done && res.err == 0, "after SCRIPT FLUSH: expected the next script to run, got %d",
+          res.err);
+    RUN(gw_store_hgetall(st, "t:flush", on_result, &res));
+    CHECK(res.err == 0 && res.n == 2 && has(&res, "second") && !has(&res, "first"),
+          "after SCRIPT FLUSH: expected only the second field, got %zu items", res.n);
+
+    /* Where SCRIPT LOAD is refused (an ACL), a store sends its scripts as EVAL. */
+    redisReply *acl = ask(port, "ACL SETUSER default -script|load");
+    CHECK(acl && acl->type == REDIS_REPLY_STATUS, "ACL SETUSER: expected OK");
+    freeReplyObject(acl);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/3", port);
+    struct gw_store *st2;
+    CHECK(gw_store_open(&loop, url, 300, &st2) == 0 && wait_available(st2, 5000),
+          "expected a second store up");
+    sleep_loop(100); /* the refusals are in */
+    RUN(gw_store_hset(st2, "t:eval", 1, &f1, &v, 0, on_result, &res));
+    CHECK(res.done && res.err == 0, "SCRIPT LOAD refused: expected the script to run, got %d",
+          res.err);
+    info = ask(port, "INFO commandstats");
+    CHECK(info && info->type == REDIS_REPLY_STRING && strstr(info->str, "cmdstat_eval:calls=1,"),
+          "SCRIPT LOAD refused: expected one EVAL");
+    freeReplyObject(info);
+    gw_store_close(st2, NULL, NULL); /* (close_store would run the loop dry: st is still open) */
+    sleep_loop(100);
+    acl = ask(port, "ACL SETUSER default +script|load");
+    freeReplyObject(acl);
+}
+
 int main(void)
 {
     uv_loop_init(&loop);
@@ -218,6 +280,7 @@ int main(void)
     if (redis <= 0)
         return CHECK_DONE();
     operations(st, "redis");
+    scripts(st, port);
 
     /* A stopped server: the command times out within its deadline, the loop keeps ticking. */
     struct result res = {0};
@@ -249,6 +312,10 @@ int main(void)
     CHECK(!gw_store_available(st), "killed: expected unavailable");
     redis = start_redis(port);
     CHECK(wait_available(st, 8000), "restarted: expected the store to reconnect");
+    /* An empty script cache again: the reconnect loaded the scripts before this command. */
+    struct gw_store_str rf = gw_store_cstr("r"), rv = gw_store_cstr("1");
+    RUN(gw_store_hset(st, "t:r", 1, &rf, &rv, 0, on_result, &res));
+    CHECK(res.err == 0, "restarted: expected a script to run at once, got %d", res.err);
     sleep_loop(300); /* the subscriber reconnects on its own backoff */
     RUN(gw_store_publish(st, "t:after", gw_store_cstr("back"), on_result, &res));
     sleep_loop(100);
