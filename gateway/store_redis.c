@@ -580,8 +580,8 @@ static void on_script_loaded(void *arg, int err, const struct gw_store_reply *r)
 {
     struct script_load *l = arg;
     struct redis_store *rs = l->rs;
-    if (err == GW_EUNAVAIL || err == GW_ETIMEDOUT || err == GW_ECLOSED || rs->use_eval)
-        return; /* the connection went: the next one loads them again */
+    if (rs->use_eval || (err && err != GW_EINVAL))
+        return; /* the connection went, or was full: the next NOSCRIPT loads them again */
     if (err == 0 && r->n == 1 && r->items[0].len == 40 &&
         memcmp(r->items[0].ptr, rs->sha[l->i], 40) == 0)
         return;
