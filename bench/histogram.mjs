@@ -33,6 +33,7 @@ export function quantile(h, p) {
   return h.cum.find(([, c]) => c >= p * h.n)[0];
 }
 
+// The figures bench/run reports of one histogram: its count, p50, p99, p99.5 and p99.9 (µs).
 export function quantiles(h) {
   if (!h) return null;
   const q = (p) => quantile(h, p);
