@@ -1,5 +1,5 @@
 // Prometheus histograms read from two /metrics scrapes, for bench/run.mjs: the quantiles of what
-// was observed between them, and a bound on a quantile of the sum of two such times.
+// was observed between them, and a bound on a quantile of the sum of several such times.
 //
 // Every figure is a bucket's upper bound, so it errs high by at most that bucket's width.
 
@@ -40,25 +40,48 @@ export function quantiles(h) {
   return h.n > 0 ? { n: h.n, p50_us: q(0.5), p99_us: q(0.99), p995_us: q(0.995), p999_us: q(0.999) } : { n: 0 };
 }
 
-// A bound on the p quantile of a + b, where a and b are two times each message spends (its two
-// crossings of mxgw), observed in histograms ha and hb without knowing which observations belong
-// to the same message. a + b > x + y only if a > x or b > y, so the fraction of messages over
-// x + y is at most the fraction of a over x plus that of b over y (the union bound). Any split of
-// the 1 - p allowed between the two sides gives a valid bound; this takes the smallest x + y over
-// all pairs of bucket bounds whose tails add up to at most 1 - p. Splitting it evenly (the p99.5 of
-// each for a p99) is one of those pairs, so the result is never above that sum.
-// Returns { bound_us, a_us, b_us } (x + y, x, y), or null without observations on both sides.
-export function sumBound(ha, hb, p) {
-  if (!ha || !hb || ha.n <= 0 || hb.n <= 0) return null;
+// A histogram of samples in µs (times measured outside mxgw, such as bench/sockwait.mjs's), in
+// the form phaseHistogram gives: each bound counts the samples at or below it. With weights, a
+// sample counts as its weight (bytes, say) instead of 1.
+export function histogramOf(samples, bounds, weights = null) {
+  const order = samples.map((_, i) => i).sort((i, j) => samples[i] - samples[j]);
+  let i = 0;
+  let c = 0;
+  const cum = [...bounds, Infinity].map((le) => {
+    for (; i < order.length && samples[order[i]] <= le; i++) c += weights ? weights[order[i]] : 1;
+    return [le, c];
+  });
+  return { n: c, cum }; // every sample is at or below the last bound, +Inf
+}
+
+// A bound on the p quantile of a sum of times each message spends in several places (its two
+// crossings of mxgw; or the wait in each socket and each crossing), observed in one histogram
+// per place without knowing which observations belong to the same message. The sum exceeds
+// x1 + x2 + … only if some term i exceeds its xi, so the fraction of messages over that total is
+// at most the sum of each term's fraction over its xi (the union bound). Any split of the 1 - p
+// allowed between the terms gives a valid bound; this takes the smallest total over all choices
+// of bucket bounds whose tails add up to at most 1 - p. Splitting it evenly (the p99.5 of each of
+// two terms, for a p99) is one of those choices, so the result is never above that sum.
+// Returns { bound_us, parts_us } (the total and each term's xi), or null unless every histogram
+// has observations.
+export function sumBound(hists, p) {
+  if (!hists.length || hists.some((h) => !h || h.n <= 0)) return null;
   const allowed = 1 - p + 1e-12; // rounding in the tails' sum must not refuse an exact split
-  let best = null;
-  for (const [x, ca] of ha.cum) {
-    const tailA = (ha.n - ca) / ha.n;
-    if (tailA > allowed) continue;
-    // The smallest bound of b whose tail fits in what a leaves (the last bound, +Inf, always does).
-    const hit = hb.cum.find(([, cb]) => tailA + (hb.n - cb) / hb.n <= allowed);
-    const sum = x + hit[0];
-    if (!best || sum < best.bound_us) best = { bound_us: sum, a_us: x, b_us: hit[0] };
+  // The choices so far as a Pareto frontier: ascending totals, each with a smaller tail than
+  // every choice with a smaller total (any other choice is never better).
+  let front = [{ sum: 0, tail: 0, parts: [] }];
+  for (const h of hists) {
+    const next = [];
+    for (const f of front)
+      for (const [x, c] of h.cum) {
+        const tail = f.tail + (h.n - c) / h.n;
+        if (tail <= allowed) next.push({ sum: f.sum + x, tail, parts: [...f.parts, x] });
+      }
+    next.sort((a, b) => a.sum - b.sum || a.tail - b.tail);
+    front = [];
+    for (const c of next)
+      if (!front.length || c.tail < front[front.length - 1].tail) front.push(c);
   }
-  return best;
+  const best = front[0]; // the last bound (+Inf) of every term always fits
+  return { bound_us: best.sum, parts_us: best.parts };
 }
